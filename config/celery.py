@@ -1,0 +1,23 @@
+"""The Celery application: the same task code runs on the filesystem broker and on Redis."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("relais")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@app.on_after_finalize.connect
+def schedule_periodic_work(sender: Celery, **_kwargs: object) -> None:
+    from django.conf import settings
+
+    sender.add_periodic_task(
+        settings.RELAIS["SANDBOX_TICK_SECONDS"], sender.signature("relais.sandbox.tick_all")
+    )
+    sender.add_periodic_task(
+        settings.RELAIS["PIPELINE_SWEEP_SECONDS"], sender.signature("relais.pipeline.sweep")
+    )

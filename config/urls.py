@@ -1,0 +1,12 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from relais.api import api
+
+urlpatterns = [
+    path("", include("relais.web.urls")),
+    path("accounts/", include("relais.accounts.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("api/v1/", api.urls),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,18 @@
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from relais.sandbox.actions import DEMO_PASSWORD, DEMO_USERS, do_seed_demo
+
+
+class Command(BaseCommand):
+    help = 'Create the "Demo" workspace with its sandbox accounts and live replays (once).'
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--speed", type=float, default=60.0)
+        parser.add_argument("--max-gap", type=float, default=20.0)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        workspace = do_seed_demo(speed=options["speed"], max_gap=options["max_gap"])
+        logins = ", ".join(username for username, *_ in DEMO_USERS)
+        self.stdout.write(f"workspace {workspace.slug}: logins {logins} / {DEMO_PASSWORD}")

@@ -1,0 +1,171 @@
+"""Routing: which stored posts open or extend a conversation with the brand.
+
+A post joins the conversation of the post it replies to. Otherwise a customer's post opens a
+conversation when it is addressed to a connected brand account: it mentions the account, replies
+to one of the account's posts, or is a private message to it. The brand's own posts only join
+existing conversations (its historical replies are kept as the thread's history).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from django.db.models import Count, Max
+
+from relais.connectors.base import PostKind
+from relais.connectors.models import ConnectedAccount
+from relais.core.events import publish_event
+from relais.inbox.models import Conversation, Message, Status
+from relais.pipeline.models import Direction, Post, Routing
+
+
+def route_posts(
+    workspace_id: int,
+    posts: Sequence[Post],
+    accounts: dict[str, ConnectedAccount],
+    *,
+    now: datetime,
+    orphans_ok: bool = False,
+) -> int:
+    """Route posts in place (their ``routing`` and ``account``); return how many joined one."""
+    pending = sorted(
+        (p for p in posts if p.routing == Routing.PENDING), key=lambda p: (p.created_at, p.pk)
+    )
+    if not pending:
+        return 0
+    conversation_of = _conversations_of_parents(workspace_id, pending)
+    joined: list[tuple[Post, tuple[int, str]]] = []
+    new_keys: dict[tuple[int, str], Post] = {}
+    for post in pending:
+        if post.in_reply_to_remote_id and post.parent_id is None and not orphans_ok:
+            post.routing = Routing.WAITING_PARENT
+            continue
+        key = conversation_of.get(post.parent_id) if post.parent_id else None
+        if key is None:
+            key = _new_conversation_key(post, accounts)
+            if key is not None:
+                new_keys.setdefault(key, post)
+        if key is None:
+            post.routing = Routing.NOT_ADDRESSED
+            continue
+        post.routing = Routing.ROUTED
+        if post.account_id is None:
+            post.account_id = key[0]
+        conversation_of[post.pk] = key
+        joined.append((post, key))
+    if joined:
+        _store_messages(workspace_id, joined, new_keys)
+    return len(joined)
+
+
+def _conversations_of_parents(
+    workspace_id: int, posts: Sequence[Post]
+) -> dict[int | None, tuple[int, str]]:
+    parent_ids = {p.parent_id for p in posts if p.parent_id}
+    rows = (
+        Message.objects.in_workspace(workspace_id)
+        .filter(post_id__in=parent_ids)
+        .values_list("post_id", "conversation__account_id", "conversation__thread_key")
+    )
+    return {post_id: (account_id, thread_key) for post_id, account_id, thread_key in rows}
+
+
+def _new_conversation_key(
+    post: Post, accounts: dict[str, ConnectedAccount]
+) -> tuple[int, str] | None:
+    if post.direction == Direction.OUTBOUND:
+        return None
+    account = _addressed_account(post, accounts)
+    if account is None:
+        return None
+    return (account.pk, post.thread_root_remote_id or post.remote_id)
+
+
+def _addressed_account(
+    post: Post, accounts: dict[str, ConnectedAccount]
+) -> ConnectedAccount | None:
+    if post.account_id is not None:
+        return next((a for a in accounts.values() if a.pk == post.account_id), None)
+    if post.parent is not None and post.parent.direction == Direction.OUTBOUND:
+        parent_account = accounts.get(post.parent.author.handle.lower())
+        if parent_account is not None:
+            return parent_account
+    if post.kind == PostKind.PRIVATE_MESSAGE and post.raw.get("recipient"):
+        return accounts.get(str(post.raw["recipient"]).lower())
+    for handle in post.mentions:
+        if account := accounts.get(str(handle).lower()):
+            return account
+    return None
+
+
+def _store_messages(
+    workspace_id: int,
+    joined: list[tuple[Post, tuple[int, str]]],
+    new_keys: dict[tuple[int, str], Post],
+) -> None:
+    Conversation.objects.bulk_create(
+        [
+            Conversation(
+                workspace_id=workspace_id,
+                account_id=account_id,
+                thread_key=thread_key,
+                customer_id=first.author_id,
+                preview=first.text[:280],
+                last_message_at=first.created_at,
+            )
+            for (account_id, thread_key), first in new_keys.items()
+        ],
+        ignore_conflicts=True,
+    )
+    keys = {key for _post, key in joined}
+    conversations = {
+        (c.account_id, c.thread_key): c
+        for c in Conversation.objects.in_workspace(workspace_id).filter(
+            account_id__in={account_id for account_id, _ in keys},
+            thread_key__in={thread_key for _, thread_key in keys},
+        )
+    }
+    Message.objects.bulk_create(
+        [
+            Message(
+                workspace_id=workspace_id,
+                conversation=conversations[key],
+                post=post,
+                direction=post.direction,
+                created_at=post.created_at,
+            )
+            for post, key in joined
+        ],
+        ignore_conflicts=True,
+    )
+    touched = {conversations[key].pk: conversations[key] for _post, key in joined}
+    _refresh_conversations(workspace_id, touched, joined, conversations)
+
+
+def _refresh_conversations(
+    workspace_id: int,
+    touched: dict[int, Conversation],
+    joined: list[tuple[Post, tuple[int, str]]],
+    conversations: dict[tuple[int, str], Conversation],
+) -> None:
+    """Recount rather than increment, so a batch processed twice leaves the same numbers."""
+    stats = (
+        Message.objects.filter(conversation_id__in=touched)
+        .values("conversation_id")
+        .annotate(count=Count("id"), last=Max("created_at"))
+    )
+    for row in stats:
+        conversation = touched[row["conversation_id"]]
+        conversation.message_count = row["count"]
+        conversation.last_message_at = row["last"]
+    for post, key in joined:
+        conversation = conversations[key]
+        if post.direction == Direction.INBOUND:
+            conversation.preview = post.text[:280]
+            if conversation.status in {Status.RESOLVED, Status.PENDING}:
+                conversation.status = Status.OPEN  # the customer wrote again
+    Conversation.objects.bulk_update(
+        list(touched.values()), ["message_count", "last_message_at", "preview", "status"]
+    )
+    publish_event(workspace_id, "conversations.changed", {"ids": sorted(touched)[:200]})

@@ -1,0 +1,280 @@
+"""Storing what networks deliver: batches accepted, posts upserted, enriched, routed.
+
+Storing is idempotent: posts are unique by (workspace, network, remote id), so a replayed or
+redelivered item is stored once, and routing only ever handles posts not yet routed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from relais.connectors.base import InboundItem
+from relais.connectors.models import ConnectedAccount
+from relais.core import clock
+from relais.core.events import publish_event
+from relais.inbox.routing import route_posts
+from relais.pipeline.enrichers import enrich_posts
+from relais.pipeline.items import MAX_TEXT_LENGTH, item_from_json, item_to_json
+from relais.pipeline.models import Author, Direction, PendingBatch, Post, Routing
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    received: int
+    created: int
+    routed: int
+
+
+def do_accept_items(
+    workspace_id: int, network: str, items: Sequence[InboundItem], *, batch_size: int = 0
+) -> list[int]:
+    """Keep items as pending batches and have workers store them once this transaction commits.
+
+    Call it in the same transaction that saves the connector's cursor: then items are either
+    accepted with their cursor or not at all.
+    """
+    batch_size = batch_size or settings.RELAIS["PIPELINE_BATCH_SIZE"]
+    batch_ids = []
+    for start in range(0, len(items), batch_size):
+        chunk = items[start : start + batch_size]
+        batch = PendingBatch.objects.create(
+            workspace_id=workspace_id,
+            network=network,
+            items=[item_to_json(item) for item in chunk],
+        )
+        batch_ids.append(batch.pk)
+    if batch_ids:
+        from relais.pipeline.tasks import process_batch
+
+        transaction.on_commit(lambda: [process_batch.delay(pk) for pk in batch_ids])
+    return batch_ids
+
+
+def do_process_batch(batch_id: int) -> IngestReport | None:
+    """Store one pending batch; None when another worker already did."""
+    with transaction.atomic():
+        batch = PendingBatch.objects.filter(pk=batch_id).first()
+        if batch is None:
+            return None
+        items = [item_from_json(data) for data in batch.items]
+        report = do_ingest_items(batch.workspace_id, batch.network, items)
+        PendingBatch.objects.filter(pk=batch_id).delete()
+    return report
+
+
+def do_ingest_items(workspace_id: int, network: str, items: Iterable[InboundItem]) -> IngestReport:
+    unique_items = list({item.remote_id: item for item in items}.values())
+    if not unique_items:
+        return IngestReport(0, 0, 0)
+    with transaction.atomic():
+        accounts = _brand_accounts(workspace_id, network)
+        authors = _upsert_authors(workspace_id, network, unique_items)
+        new_posts = _upsert_posts(workspace_id, network, unique_items, authors, accounts)
+        adopted = _adopt_waiting_children(workspace_id, network, new_posts)
+        enrich_posts(new_posts)
+        routed = route_posts(workspace_id, new_posts + adopted, accounts, now=clock.now())
+        Post.objects.bulk_update(
+            new_posts + adopted,
+            [
+                "parent",
+                "thread_root_remote_id",
+                "account",
+                "routing",
+                "lang",
+                "sentiment",
+                "sentiment_score",
+                "intent",
+                "reason",
+                "entities",
+                "enriched_by",
+            ],
+        )
+        if new_posts:
+            publish_event(workspace_id, "posts.created", {"count": len(new_posts)})
+    return IngestReport(len(unique_items), len(new_posts), routed)
+
+
+def do_route_orphans(workspace_id: int, *, grace: timedelta | None = None) -> int:
+    """Route replies whose parent never arrived (or arrived in a concurrent batch)."""
+    if grace is None:
+        grace = timedelta(seconds=settings.RELAIS["ORPHAN_GRACE_SECONDS"])
+    with transaction.atomic():
+        waiting = list(
+            Post.objects.in_workspace(workspace_id)
+            .filter(routing=Routing.WAITING_PARENT)
+            .select_related("author")
+            .order_by("created_at")[:5000]
+        )
+        if not waiting:
+            return 0
+        by_network: dict[str, list[Post]] = {}
+        for post in waiting:
+            by_network.setdefault(post.network, []).append(post)
+        routed = 0
+        cutoff = clock.now() - grace
+        for network, posts in by_network.items():
+            _link_parents(workspace_id, network, posts)
+            ready = [p for p in posts if p.parent_id is not None or p.received_at <= cutoff]
+            for post in ready:
+                post.routing = Routing.PENDING
+            accounts = _brand_accounts(workspace_id, network)
+            routed += route_posts(workspace_id, ready, accounts, now=clock.now(), orphans_ok=True)
+            Post.objects.bulk_update(
+                ready, ["parent", "thread_root_remote_id", "account", "routing"]
+            )
+    return routed
+
+
+def _brand_accounts(workspace_id: int, network: str) -> dict[str, ConnectedAccount]:
+    """The workspace's connected accounts on this network, by lower-cased handle and alias."""
+    by_handle: dict[str, ConnectedAccount] = {}
+    for account in ConnectedAccount.objects.in_workspace(workspace_id).filter(network=network):
+        by_handle[account.handle.lower()] = account
+        for alias in account.settings.get("aliases", []):
+            by_handle.setdefault(str(alias).lower(), account)
+    return by_handle
+
+
+def _upsert_authors(
+    workspace_id: int, network: str, items: Sequence[InboundItem]
+) -> dict[str, int]:
+    latest = {item.author.remote_id: item.author for item in items}
+    Author.objects.bulk_create(
+        [
+            Author(
+                workspace_id=workspace_id,
+                network=network,
+                remote_id=author.remote_id,
+                handle=author.handle[:255],
+                name=author.name[:255],
+                followers=author.followers,
+            )
+            for author in latest.values()
+        ],
+        update_conflicts=True,
+        unique_fields=["workspace", "network", "remote_id"],
+        update_fields=["handle", "name", "followers"],
+    )
+    return dict(
+        Author.objects.in_workspace(workspace_id)
+        .filter(network=network, remote_id__in=list(latest))
+        .values_list("remote_id", "pk")
+    )
+
+
+def _upsert_posts(
+    workspace_id: int,
+    network: str,
+    items: Sequence[InboundItem],
+    authors: dict[str, int],
+    accounts: dict[str, ConnectedAccount],
+) -> list[Post]:
+    """Insert new posts, refresh known ones (text edits, metrics); return the new ones."""
+    remote_ids = [item.remote_id for item in items]
+    known = set(
+        Post.objects.in_workspace(workspace_id)
+        .filter(network=network, remote_id__in=remote_ids)
+        .values_list("remote_id", flat=True)
+    )
+    Post.objects.bulk_create(
+        [_post_from_item(workspace_id, network, item, authors, accounts) for item in items],
+        update_conflicts=True,
+        unique_fields=["workspace", "network", "remote_id"],
+        update_fields=["text", "metrics"],
+    )
+    new_ids = [remote_id for remote_id in remote_ids if remote_id not in known]
+    new_posts = list(
+        Post.objects.in_workspace(workspace_id)
+        .filter(network=network, remote_id__in=new_ids, routing=Routing.PENDING)
+        .select_related("author")
+        .order_by("created_at", "pk")
+    )
+    _link_parents(workspace_id, network, new_posts)
+    return new_posts
+
+
+def _post_from_item(
+    workspace_id: int,
+    network: str,
+    item: InboundItem,
+    authors: dict[str, int],
+    accounts: dict[str, ConnectedAccount],
+) -> Post:
+    own_account = accounts.get(item.author.handle.lower())
+    return Post(
+        workspace_id=workspace_id,
+        network=network,
+        remote_id=item.remote_id,
+        kind=item.kind.value,
+        direction=Direction.OUTBOUND if own_account else Direction.INBOUND,
+        author_id=authors[item.author.remote_id],
+        account=own_account,
+        text=item.text[:MAX_TEXT_LENGTH],
+        lang=(item.lang or "")[:8],
+        created_at=item.created_at,
+        in_reply_to_remote_id=item.in_reply_to or "",
+        thread_root_remote_id=item.in_reply_to or item.remote_id,
+        mentions=list(item.mentions),
+        metrics=item.metrics,
+        raw=item.raw,
+    )
+
+
+def _link_parents(workspace_id: int, network: str, posts: Sequence[Post]) -> None:
+    wanted = {p.in_reply_to_remote_id for p in posts if p.in_reply_to_remote_id and not p.parent_id}
+    if not wanted:
+        return
+    parents = {
+        parent.remote_id: parent
+        for parent in Post.objects.in_workspace(workspace_id)
+        .filter(network=network, remote_id__in=wanted)
+        .select_related("author")
+    }
+    parents.update({p.remote_id: p for p in posts if p.remote_id in wanted})
+    for post in posts:  # posts arrive in time order, so a parent is resolved before its children
+        parent = parents.get(post.in_reply_to_remote_id)
+        if parent is not None:
+            post.parent = parent
+            post.thread_root_remote_id = parent.thread_root_remote_id or parent.remote_id
+
+
+def _adopt_waiting_children(workspace_id: int, network: str, new_posts: Sequence[Post]) -> list[Post]:
+    """Replies stored before their parent can be routed now that the parent is here."""
+    if not new_posts:
+        return []
+    children = list(
+        Post.objects.in_workspace(workspace_id)
+        .filter(
+            network=network,
+            routing=Routing.WAITING_PARENT,
+            in_reply_to_remote_id__in=[p.remote_id for p in new_posts],
+        )
+        .select_related("author")
+    )
+    by_remote_id = {p.remote_id: p for p in new_posts}
+    for child in children:
+        child.parent = by_remote_id[child.in_reply_to_remote_id]
+        child.thread_root_remote_id = child.parent.thread_root_remote_id or child.parent.remote_id
+        child.routing = Routing.PENDING
+    return children
+
+
+def pipeline_lag(workspace_id: int) -> dict[str, Any]:
+    """How far behind storing is: batches waiting and the age of the oldest."""
+    pending = PendingBatch.objects.in_workspace(workspace_id)
+    oldest = pending.order_by("created_at").values_list("created_at", flat=True).first()
+    return {
+        "pending_batches": pending.count(),
+        "oldest_pending_seconds": round((clock.now() - oldest).total_seconds(), 1)
+        if oldest
+        else 0.0,
+        "waiting_replies": Post.objects.in_workspace(workspace_id)
+        .filter(routing=Routing.WAITING_PARENT)
+        .count(),
+    }

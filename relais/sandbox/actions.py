@@ -1,0 +1,175 @@
+"""Driving the sandbox: start, tick and stop replays, and seed the demo workspace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils.translation import gettext as _
+
+from relais.accounts.actions import check_capability, do_create_user, record_audit
+from relais.accounts.models import User, Workspace
+from relais.accounts.roles import Capability, Role
+from relais.connectors.base import AccountContext
+from relais.connectors.models import ConnectedAccount
+from relais.connectors.networks.sandbox import SandboxConnector
+from relais.core import clock
+from relais.core.errors import ValidationFailedError
+from relais.pipeline.actions import do_accept_items
+from relais.sandbox.dataset import DATASETS
+from relais.sandbox.models import FeedState, SandboxFeed
+from relais.sandbox.server import dataset_rows
+
+LEASE = timedelta(seconds=60)
+TICK_LIMIT = 2000  # rows accepted per tick; a feed with more due ticks again at once
+
+
+@dataclass(frozen=True)
+class TickReport:
+    accepted: int
+    has_more: bool
+    finished: bool
+
+
+def check_feed_settings(dataset: str, speed: float, max_gap: float) -> None:
+    if dataset not in DATASETS:
+        raise ValidationFailedError(
+            _("Unknown sandbox dataset %(name)s (known: %(known)s).")
+            % {"name": dataset, "known": ", ".join(sorted(DATASETS))}
+        )
+    if not 0 < speed <= 10_000_000:
+        raise ValidationFailedError(_("The speed must be above 0."))
+    if max_gap <= 0:
+        raise ValidationFailedError(_("The longest pause must be above 0 seconds."))
+
+
+def do_start_feed(
+    workspace: Workspace,
+    dataset: str,
+    *,
+    speed: float = 60.0,
+    max_gap: float = 20.0,
+    restart: bool = False,
+    actor: User | None = None,
+) -> SandboxFeed:
+    """Start (or retune) a replay; ``restart`` plays the dataset again from its first row."""
+    check_feed_settings(dataset, speed, max_gap)
+    if actor is not None:
+        check_capability(actor, workspace, Capability.MANAGE_ACCOUNTS)
+    with transaction.atomic():
+        feed, _created = SandboxFeed.objects.get_or_create(workspace=workspace, dataset=dataset)
+        feed.speed, feed.max_gap_seconds, feed.state = speed, max_gap, FeedState.RUNNING
+        if restart:
+            feed.cursor, feed.emitted = None, 0
+        elif feed.cursor:  # keep the position, restart the clock from now
+            feed.cursor = {**feed.cursor, "wall": None}
+        feed.save()
+        record_audit(workspace, actor, "sandbox.feed_started", feed, dataset=dataset, speed=speed)
+    return feed
+
+
+def do_pause_feed(feed: SandboxFeed, *, actor: User | None = None) -> None:
+    with transaction.atomic():
+        SandboxFeed.objects.filter(pk=feed.pk).update(state=FeedState.PAUSED)
+        record_audit(feed.workspace_id, actor, "sandbox.feed_paused", feed)
+
+
+def do_tick_feed(feed_id: int) -> TickReport | None:
+    """Accept the rows now due; None when another worker holds this feed."""
+    now = clock.now()
+    taken = (
+        SandboxFeed.objects.filter(pk=feed_id, state=FeedState.RUNNING)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .update(lease_until=now + LEASE)
+    )
+    if not taken:
+        return None
+    try:
+        with transaction.atomic():
+            feed = SandboxFeed.objects.get(pk=feed_id)
+            page = _connector_for_feed(feed).fetch(feed.cursor, limit=TICK_LIMIT)
+            do_accept_items(feed.workspace_id, SandboxConnector.key, page.items)
+            feed.cursor = page.cursor
+            feed.emitted += len(page.items)
+            feed.skipped = page.skipped
+            total = len(dataset_rows(feed.dataset).rows)
+            finished = page.cursor["position"] >= total and not page.has_more
+            if finished:
+                feed.state = FeedState.FINISHED
+            feed.save(update_fields=["cursor", "emitted", "skipped", "state", "updated_at"])
+    finally:
+        SandboxFeed.objects.filter(pk=feed_id).update(lease_until=None)
+    return TickReport(len(page.items), page.has_more, finished)
+
+
+def _connector_for_feed(feed: SandboxFeed) -> SandboxConnector:
+    handle = next(iter(DATASETS[feed.dataset].brand_accounts)).handle
+    return SandboxConnector(
+        AccountContext(
+            workspace_id=feed.workspace_id,
+            handle=handle,
+            settings={"dataset": feed.dataset, "speed": feed.speed, "max_gap": feed.max_gap_seconds},
+        )
+    )
+
+
+# The demo brand: which sandbox accounts it connects, per dataset (handle, aliases).
+DEMO_ACCOUNTS: dict[str, list[tuple[str, list[str]]]] = {
+    "airline": [("AmericanAir", [])],
+    "free": [("Freebox", ["free"])],
+    "twcs": [
+        ("AppleSupport", []),
+        ("AmazonHelp", []),
+        ("Uber_Support", []),
+        ("SpotifyCares", []),
+        ("comcastcares", []),
+    ],
+}
+DEMO_USERS = [
+    ("demo", "Demo Owner", Role.OWNER, "en"),
+    ("agent", "Alex Agent", Role.AGENT, "en"),
+    ("agente", "Camille Agente", Role.AGENT, "fr"),
+]
+DEMO_PASSWORD = "relais-demo"  # noqa: S105 -- the published demo login, printed by `make run`
+
+
+def do_connect_sandbox_account(
+    workspace: Workspace, dataset: str, handle: str, aliases: list[str], *, actor: User | None
+) -> ConnectedAccount:
+    check_feed_settings(dataset, 1, 1)
+    with transaction.atomic():
+        account, _created = ConnectedAccount.objects.update_or_create(
+            workspace=workspace,
+            network=SandboxConnector.key,
+            handle=handle,
+            defaults={
+                "display_name": handle,
+                "settings": {"dataset": dataset, "aliases": aliases},
+            },
+        )
+        record_audit(workspace, actor, "account.connected", account, network="sandbox")
+    return account
+
+
+def do_seed_demo(*, speed: float = 60.0, max_gap: float = 20.0) -> Workspace:
+    """Create (once) the "Demo" workspace, its people, its sandbox accounts and replays."""
+    existing = Workspace.objects.filter(slug="demo").first()
+    if existing is not None:
+        return existing
+    from relais.accounts.actions import do_add_member, do_create_workspace
+
+    users = {
+        username: User.objects.filter(username=username).first()
+        or do_create_user(username, DEMO_PASSWORD, first_name=name, language=language)
+        for username, name, _role, language in DEMO_USERS
+    }
+    workspace = do_create_workspace("Demo", users["demo"], is_sandbox=True)
+    for username, _name, role, _language in DEMO_USERS[1:]:
+        do_add_member(workspace, users[username], role, actor=users["demo"])
+    for dataset, accounts in DEMO_ACCOUNTS.items():
+        for handle, aliases in accounts:
+            do_connect_sandbox_account(workspace, dataset, handle, aliases, actor=users["demo"])
+        do_start_feed(workspace, dataset, speed=speed, max_gap=max_gap, actor=users["demo"])
+    return workspace
