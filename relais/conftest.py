@@ -79,7 +79,9 @@ def make_item(
     return InboundItem(
         remote_id=remote_id,
         kind=kind or (PostKind.REPLY if in_reply_to else PostKind.POST),
-        author=InboundAuthor(remote_id=f"id-{handle}", handle=handle, name=handle.title(), followers=followers),
+        author=InboundAuthor(
+            remote_id=f"id-{handle}", handle=handle, name=handle.title(), followers=followers
+        ),
         text=text,
         created_at=T0 + timedelta(minutes=minutes),
         in_reply_to=in_reply_to,

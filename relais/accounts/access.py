@@ -18,7 +18,7 @@ class WorkspaceRequest(HttpRequest):
 
     workspace: Workspace
     membership: Membership
-    user: User  # type: ignore[assignment]
+    user: User
 
 
 def workspace_view(capability: Capability = Capability.VIEW) -> Callable[[View], View]:
@@ -30,7 +30,7 @@ def workspace_view(capability: Capability = Capability.VIEW) -> Callable[[View],
         def wrapper(request: HttpRequest, workspace_slug: str, **kwargs: Any) -> HttpResponse:
             membership = (
                 Membership.objects.select_related("workspace")
-                .filter(user_id=request.user.pk, workspace__slug=workspace_slug)
+                .filter(user_id=request.user.pk or 0, workspace__slug=workspace_slug)
                 .first()
             )
             if membership is None or not role_allows(membership.role, capability):

@@ -87,7 +87,9 @@ class HttpClient:
                 error = self._error_for(method, url, response)
                 if not error.retryable:
                     raise error
-                retry_after = error.retry_after if isinstance(error, TransientNetworkError) else None
+                retry_after = (
+                    error.retry_after if isinstance(error, TransientNetworkError) else None
+                )
                 wait = retry_after if retry_after is not None else self._backoff(attempt)
             if attempt == self.max_attempts or wait > MAX_RETRY_AFTER:
                 raise error

@@ -21,7 +21,9 @@ def events_after(workspace_id: int, last_id: int, limit: int = 100) -> list[Live
 
 
 def latest_event_id(workspace_id: int) -> int:
-    latest = LiveEvent.objects.in_workspace(workspace_id).order_by("-id").values_list("id", flat=True)
+    latest = (
+        LiveEvent.objects.in_workspace(workspace_id).order_by("-id").values_list("id", flat=True)
+    )
     return latest.first() or 0
 
 

@@ -115,7 +115,9 @@ def do_send_reply(
         record_audit(
             conversation.workspace_id, user, "conversation.replied", conversation, private=private
         )
-        publish_event(conversation.workspace_id, "conversations.changed", {"ids": [conversation.pk]})
+        publish_event(
+            conversation.workspace_id, "conversations.changed", {"ids": [conversation.pk]}
+        )
     return post
 
 
@@ -152,7 +154,9 @@ def do_change_status(user: User, conversation: Conversation, status: str) -> Non
             before=conversation.status,
             after=new_status.value,
         )
-        publish_event(conversation.workspace_id, "conversations.changed", {"ids": [conversation.pk]})
+        publish_event(
+            conversation.workspace_id, "conversations.changed", {"ids": [conversation.pk]}
+        )
     conversation.status = new_status
 
 
@@ -173,7 +177,9 @@ def do_assign(user: User, conversation: Conversation, assignee: User | None) -> 
             conversation,
             assignee=assignee.pk if assignee else None,
         )
-        publish_event(conversation.workspace_id, "conversations.changed", {"ids": [conversation.pk]})
+        publish_event(
+            conversation.workspace_id, "conversations.changed", {"ids": [conversation.pk]}
+        )
     conversation.assignee = assignee
 
 
@@ -183,11 +189,18 @@ def do_add_note(user: User, conversation: Conversation, text: str) -> Note:
     if not text:
         raise ValidationFailedError(_("A note cannot be empty."))
     if len(text) > MAX_NOTE_LENGTH:
-        raise ValidationFailedError(_("A note is limited to %(limit)d characters.") % {"limit": MAX_NOTE_LENGTH})
+        raise ValidationFailedError(
+            _("A note is limited to %(limit)d characters.") % {"limit": MAX_NOTE_LENGTH}
+        )
     with transaction.atomic():
         note = Note.objects.create(
-            workspace_id=conversation.workspace_id, conversation=conversation, author=user, text=text
+            workspace_id=conversation.workspace_id,
+            conversation=conversation,
+            author=user,
+            text=text,
         )
         record_audit(conversation.workspace_id, user, "conversation.noted", conversation)
-        publish_event(conversation.workspace_id, "conversations.changed", {"ids": [conversation.pk]})
+        publish_event(
+            conversation.workspace_id, "conversations.changed", {"ids": [conversation.pk]}
+        )
     return note

@@ -61,7 +61,9 @@ class Conversation(WorkspaceOwned):
 class Message(WorkspaceOwned):
     """The link between a conversation and one of its posts (each post is in one conversation)."""
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
     post = models.ForeignKey("pipeline.Post", on_delete=models.CASCADE, related_name="+")
     direction = models.CharField(max_length=10)
     created_at = models.DateTimeField()

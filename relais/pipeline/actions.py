@@ -39,7 +39,7 @@ def do_accept_items(
     Call it in the same transaction that saves the connector's cursor: then items are either
     accepted with their cursor or not at all.
     """
-    batch_size = batch_size or settings.RELAIS["PIPELINE_BATCH_SIZE"]
+    batch_size = batch_size or int(settings.RELAIS["PIPELINE_BATCH_SIZE"])
     batch_ids = []
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
@@ -244,7 +244,9 @@ def _link_parents(workspace_id: int, network: str, posts: Sequence[Post]) -> Non
             post.thread_root_remote_id = parent.thread_root_remote_id or parent.remote_id
 
 
-def _adopt_waiting_children(workspace_id: int, network: str, new_posts: Sequence[Post]) -> list[Post]:
+def _adopt_waiting_children(
+    workspace_id: int, network: str, new_posts: Sequence[Post]
+) -> list[Post]:
     """Replies stored before their parent can be routed now that the parent is here."""
     if not new_posts:
         return []

@@ -71,7 +71,7 @@ class Post(WorkspaceOwned):
     metrics = models.JSONField(default=dict, blank=True)
     raw = models.JSONField(default=dict, blank=True)
     routing = models.CharField(max_length=16, choices=Routing.choices, default="pending")
-    idempotency_key = models.CharField(max_length=64, null=True, blank=True)
+    idempotency_key = models.CharField(max_length=64, blank=True)
     sent_by = models.ForeignKey(
         "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -89,7 +89,9 @@ class Post(WorkspaceOwned):
                 fields=["workspace", "network", "remote_id"], name="post_unique_per_network"
             ),
             models.UniqueConstraint(
-                fields=["workspace", "idempotency_key"], name="post_idempotency_key_unique"
+                fields=["workspace", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="post_idempotency_key_unique",
             ),
         ]
         indexes = [

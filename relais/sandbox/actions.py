@@ -110,7 +110,11 @@ def _connector_for_feed(feed: SandboxFeed) -> SandboxConnector:
         AccountContext(
             workspace_id=feed.workspace_id,
             handle=handle,
-            settings={"dataset": feed.dataset, "speed": feed.speed, "max_gap": feed.max_gap_seconds},
+            settings={
+                "dataset": feed.dataset,
+                "speed": feed.speed,
+                "max_gap": feed.max_gap_seconds,
+            },
         )
     )
 

@@ -57,8 +57,9 @@ def accept_outbound(
 def take_undelivered(workspace_id: int, dataset: str, limit: int) -> list[SandboxOutbound]:
     """Sent posts not yet delivered back; marked delivered in the caller's transaction."""
     sent = list(
-        SandboxOutbound.objects.filter(workspace_id=workspace_id, dataset=dataset, delivered=False)
-        .order_by("created_at", "pk")[:limit]
+        SandboxOutbound.objects.filter(
+            workspace_id=workspace_id, dataset=dataset, delivered=False
+        ).order_by("created_at", "pk")[:limit]
     )
     SandboxOutbound.objects.filter(pk__in=[s.pk for s in sent]).update(delivered=True)
     return sent

@@ -7,7 +7,9 @@ from relais.sandbox.models import FeedState, SandboxFeed
 @shared_task(name="relais.sandbox.tick_all")
 def tick_all() -> int:
     """Fan out one tick per running replay (beat calls this every few seconds)."""
-    feed_ids = list(SandboxFeed.objects.filter(state=FeedState.RUNNING).values_list("pk", flat=True))
+    feed_ids = list(
+        SandboxFeed.objects.filter(state=FeedState.RUNNING).values_list("pk", flat=True)
+    )
     for feed_id in feed_ids:
         tick_feed.delay(feed_id)
     return len(feed_ids)

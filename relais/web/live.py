@@ -12,7 +12,7 @@ import json
 from collections.abc import AsyncIterator
 
 from asgiref.sync import sync_to_async
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponseBase, StreamingHttpResponse
 
 from relais.accounts.models import Membership
 from relais.core.events import events_after, latest_event_id
@@ -22,7 +22,7 @@ CONNECTION_SECONDS = 300
 KEEPALIVE_SECONDS = 15
 
 
-async def events(request: HttpRequest, workspace_slug: str) -> HttpResponse:
+async def events(request: HttpRequest, workspace_slug: str) -> HttpResponseBase:
     user = await request.auser()
     if not user.is_authenticated:
         raise Http404
@@ -32,8 +32,10 @@ async def events(request: HttpRequest, workspace_slug: str) -> HttpResponse:
     if membership is None:
         raise Http404
     last_id = request.headers.get("Last-Event-ID", "")
-    start = int(last_id) if last_id.isdigit() else await sync_to_async(latest_event_id)(
-        membership.workspace_id
+    start = (
+        int(last_id)
+        if last_id.isdigit()
+        else await sync_to_async(latest_event_id)(membership.workspace_id)
     )
     response = StreamingHttpResponse(
         _event_stream(membership.workspace_id, start), content_type="text/event-stream"

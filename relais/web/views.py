@@ -27,7 +27,7 @@ INBOX_PAGE_SIZE = 50
 @login_required
 def home_redirect(request: HttpRequest) -> HttpResponse:
     slug = request.session.get("last_workspace")
-    memberships = Membership.objects.filter(user_id=request.user.pk).select_related("workspace")
+    memberships = Membership.objects.filter(user_id=request.user.pk or 0).select_related("workspace")
     if slug and memberships.filter(workspace__slug=slug).exists():
         return redirect("home", workspace_slug=slug)
     first = memberships.order_by("workspace__name").first()
@@ -108,13 +108,12 @@ def _conversation_context(request: WorkspaceRequest, conversation_id: int) -> di
             "username"
         ),
         "reply_key": uuid.uuid4().hex,
-        "can_reply": request.membership.role
-        in {"owner", "admin", "manager", "agent"},
+        "can_reply": request.membership.role in {"owner", "admin", "manager", "agent"},
     }
 
 
-@require_POST
 @workspace_view(Capability.REPLY)
+@require_POST
 def reply(request: WorkspaceRequest, conversation_id: int) -> HttpResponse:
     found = inbox_queries.conversation(request.workspace.pk, conversation_id)
     try:
@@ -133,8 +132,8 @@ def reply(request: WorkspaceRequest, conversation_id: int) -> HttpResponse:
     return redirect("conversation", workspace_slug=request.workspace.slug, conversation_id=found.pk)
 
 
-@require_POST
 @workspace_view(Capability.REPLY)
+@require_POST
 def add_note(request: WorkspaceRequest, conversation_id: int) -> HttpResponse:
     found = inbox_queries.conversation(request.workspace.pk, conversation_id)
     try:
@@ -144,8 +143,8 @@ def add_note(request: WorkspaceRequest, conversation_id: int) -> HttpResponse:
     return redirect("conversation", workspace_slug=request.workspace.slug, conversation_id=found.pk)
 
 
-@require_POST
 @workspace_view(Capability.REPLY)
+@require_POST
 def change_status(request: WorkspaceRequest, conversation_id: int) -> HttpResponse:
     found = inbox_queries.conversation(request.workspace.pk, conversation_id)
     try:
@@ -155,8 +154,8 @@ def change_status(request: WorkspaceRequest, conversation_id: int) -> HttpRespon
     return redirect("conversation", workspace_slug=request.workspace.slug, conversation_id=found.pk)
 
 
-@require_POST
 @workspace_view(Capability.REPLY)
+@require_POST
 def assign(request: WorkspaceRequest, conversation_id: int) -> HttpResponse:
     found = inbox_queries.conversation(request.workspace.pk, conversation_id)
     assignee_id = request.POST.get("assignee", "")

@@ -34,7 +34,13 @@ class SandboxConnector(Connector):
     key: ClassVar[str] = "sandbox"
     display_name: ClassVar[str] = "Sandbox"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.LISTEN, Capability.INBOX, Capability.REPLY, Capability.PRIVATE_MESSAGES, Capability.PUBLISH}
+        {
+            Capability.LISTEN,
+            Capability.INBOX,
+            Capability.REPLY,
+            Capability.PRIVATE_MESSAGES,
+            Capability.PUBLISH,
+        }
     )
     limits: ClassVar[Limits] = Limits(max_text_length=280)
 
@@ -117,5 +123,9 @@ def _item_from_row(row: SandboxRow, due_at: Any) -> InboundItem:
         mentions=row.mentions,
         lang=row.lang,
         metrics=dict(row.metrics),
-        raw={"sandbox": "replay", "original_time": row.time.isoformat(), "labels": dict(row.labels)},
+        raw={
+            "sandbox": "replay",
+            "original_time": row.time.isoformat(),
+            "labels": dict(row.labels),
+        },
     )

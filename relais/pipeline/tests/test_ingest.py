@@ -27,7 +27,13 @@ def test_a_mention_opens_a_conversation_and_the_thread_joins_it(workspace, brand
     ingest(
         workspace,
         make_item("free:1", "@free plus d'internet depuis ce matin", minutes=0),
-        make_item("free:2", "@camille Bonjour, on regarde", handle="Freebox", minutes=5, in_reply_to="free:1"),
+        make_item(
+            "free:2",
+            "@camille Bonjour, on regarde",
+            handle="Freebox",
+            minutes=5,
+            in_reply_to="free:1",
+        ),
         make_item("free:3", "@Freebox merci, toujours rien", minutes=9, in_reply_to="free:2"),
     )
     conversation = Conversation.objects.in_workspace(workspace.pk).get()
@@ -51,12 +57,19 @@ def test_posts_not_addressed_to_the_brand_stay_out_of_the_inbox(workspace, brand
 def test_a_reply_stored_before_its_parent_joins_the_thread_when_the_parent_arrives(
     workspace, brand_account
 ):
-    ingest(workspace, make_item("free:2", "@camille on regarde", handle="Freebox", minutes=5, in_reply_to="free:1"))
+    ingest(
+        workspace,
+        make_item(
+            "free:2", "@camille on regarde", handle="Freebox", minutes=5, in_reply_to="free:1"
+        ),
+    )
     assert Post.objects.get(remote_id="free:2").routing == Routing.WAITING_PARENT
     ingest(workspace, make_item("free:1", "@free panne fibre"))
     conversation = Conversation.objects.in_workspace(workspace.pk).get()
     assert conversation.message_count == 2
-    assert Post.objects.get(remote_id="free:2").parent.remote_id == "free:1"
+    child = Post.objects.select_related("parent").get(remote_id="free:2")
+    assert child.parent is not None
+    assert child.parent.remote_id == "free:1"
 
 
 def test_a_reply_whose_parent_never_arrives_is_routed_after_the_grace_period(
@@ -76,7 +89,9 @@ def test_a_customer_writing_again_reopens_a_resolved_conversation(workspace, bra
 
 
 def test_hostile_text_is_stored_exactly_as_received(workspace, brand_account):
-    hostile = '<script>alert(1)</script> <a href="javascript:alert(2)">x</a> \u202eevil ' + "😀" * 5000
+    hostile = (
+        '<script>alert(1)</script> <a href="javascript:alert(2)">x</a> \u202eevil ' + "😀" * 5000
+    )
     ingest(workspace, make_item("free:6", "@free " + hostile))
     assert Post.objects.get(remote_id="free:6").text == "@free " + hostile
 

@@ -17,7 +17,12 @@ def rows_at(*offsets_seconds: float) -> list[SandboxRow]:
 
 def replay(rows, cursor, seconds_later, *, speed=60.0, max_gap=1000.0, limit=100):
     return due_rows(
-        rows, cursor, NOW + timedelta(seconds=seconds_later), speed=speed, max_gap=max_gap, limit=limit
+        rows,
+        cursor,
+        NOW + timedelta(seconds=seconds_later),
+        speed=speed,
+        max_gap=max_gap,
+        limit=limit,
     )
 
 

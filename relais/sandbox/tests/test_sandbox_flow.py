@@ -32,12 +32,17 @@ def drain(tick, feed):
 def test_the_demo_workspace_is_seeded_once_with_sandbox_accounts_and_replays():
     workspace = do_seed_demo()
     assert do_seed_demo() == workspace
-    assert workspace.name == "Demo" and workspace.is_sandbox
+    assert workspace.name == "Demo"
+    assert workspace.is_sandbox
     from relais.connectors.models import ConnectedAccount
 
-    handles = set(ConnectedAccount.objects.in_workspace(workspace.pk).values_list("handle", flat=True))
+    handles = set(
+        ConnectedAccount.objects.in_workspace(workspace.pk).values_list("handle", flat=True)
+    )
     assert {"AmericanAir", "Freebox", "AppleSupport"} <= handles
-    assert set(SandboxFeed.objects.in_workspace(workspace.pk).values_list("dataset", flat=True)) == {
+    assert set(
+        SandboxFeed.objects.in_workspace(workspace.pk).values_list("dataset", flat=True)
+    ) == {
         "airline",
         "free",
         "twcs",
@@ -67,7 +72,9 @@ def test_an_agents_reply_is_accepted_by_the_sandbox_and_comes_back_once(
     conversation = Conversation.objects.in_workspace(workspace.pk).get()
     key = uuid.uuid4().hex
     post = do_send_reply(agent, conversation, "@camille On s'en occupe.", idempotency_key=key)
-    assert do_send_reply(agent, conversation, "@camille On s'en occupe.", idempotency_key=key) == post
+    assert (
+        do_send_reply(agent, conversation, "@camille On s'en occupe.", idempotency_key=key) == post
+    )
     assert SandboxOutbound.objects.count() == 1
     feed = do_start_feed(workspace, "free", speed=1, max_gap=1)
     tick(feed)  # delivers the sent reply back through the inbound flow

@@ -53,11 +53,19 @@ class Command(BaseCommand):
             sys.exit(f"a Relais process stopped unexpectedly (exit {failed[0].returncode})")
 
     def _start_web(self, host: str, port: int) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
+        return subprocess.Popen(  # noqa: S603 -- fixed arguments, our own interpreter
             [
-                sys.executable, "-m", "uvicorn", "config.asgi:application",
-                "--host", host, "--port", str(port),
-                "--timeout-graceful-shutdown", "3", "--no-access-log",
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "config.asgi:application",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--timeout-graceful-shutdown",
+                "3",
+                "--no-access-log",
             ],
             cwd=settings.BASE_DIR,
             start_new_session=True,  # Ctrl-C reaches us; we stop children in order
@@ -65,11 +73,23 @@ class Command(BaseCommand):
 
     def _start_worker(self) -> subprocess.Popen[bytes]:
         # One worker with an embedded beat: on the filesystem broker this needs no server.
-        return subprocess.Popen(
+        return subprocess.Popen(  # noqa: S603 -- fixed arguments, our own interpreter
             [
-                sys.executable, "-m", "celery", "-A", "config", "worker", "--beat",
-                "--pool", "threads", "--concurrency", "2", "--loglevel", "WARNING",
-                "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME,
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--beat",
+                "--pool",
+                "threads",
+                "--concurrency",
+                "2",
+                "--loglevel",
+                "WARNING",
+                "--schedule",
+                settings.CELERY_BEAT_SCHEDULE_FILENAME,
             ],
             cwd=settings.BASE_DIR,
             start_new_session=True,

@@ -5,8 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from relais.accounts.models import Workspace
 from relais.core.errors import RelaisError
-from relais.pipeline.models import PendingBatch
 from relais.pipeline.actions import do_process_batch
+from relais.pipeline.models import PendingBatch
 from relais.sandbox.actions import do_start_feed, do_tick_feed
 from relais.sandbox.dataset import DATASETS
 from relais.sandbox.models import FeedState, SandboxFeed
@@ -52,7 +52,9 @@ class Command(BaseCommand):
                 )
             except RelaisError as error:
                 raise CommandError(str(error)) from error
-            self.stdout.write(f"replaying {dataset} into {workspace.slug} at ×{options['speed']:g}")
+            self.stdout.write(
+                f"replaying {dataset} into {workspace.slug} at {options['speed']:g}x speed"
+            )
         if options["follow"]:
             self._follow([f.pk for f in feeds])
 
