@@ -6,7 +6,6 @@ from relais.api import api
 urlpatterns = [
     path("", include("relais.web.urls")),
     path("accounts/", include("relais.accounts.urls")),
-    path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

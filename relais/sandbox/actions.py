@@ -136,6 +136,9 @@ DEMO_USERS = [
     ("agent", "Alex Agent", Role.AGENT, "en"),
     ("agente", "Camille Agente", Role.AGENT, "fr"),
 ]
+# Two hours of history a minute, pauses at most 3 s: lively, and the airline week lasts ~1 h.
+DEMO_SPEED = 120.0
+DEMO_MAX_GAP = 3.0
 DEMO_PASSWORD = "relais-demo"  # noqa: S105 -- the published demo login, printed by `make run`
 
 
@@ -157,7 +160,7 @@ def do_connect_sandbox_account(
     return account
 
 
-def do_seed_demo(*, speed: float = 60.0, max_gap: float = 20.0) -> Workspace:
+def do_seed_demo(*, speed: float = DEMO_SPEED, max_gap: float = DEMO_MAX_GAP) -> Workspace:
     """Create (once) the "Demo" workspace, its people, its sandbox accounts and replays."""
     existing = Workspace.objects.filter(slug="demo").first()
     if existing is not None:

@@ -27,7 +27,9 @@ INBOX_PAGE_SIZE = 50
 @login_required
 def home_redirect(request: HttpRequest) -> HttpResponse:
     slug = request.session.get("last_workspace")
-    memberships = Membership.objects.filter(user_id=request.user.pk or 0).select_related("workspace")
+    memberships = Membership.objects.filter(user_id=request.user.pk or 0).select_related(
+        "workspace"
+    )
     if slug and memberships.filter(workspace__slug=slug).exists():
         return redirect("home", workspace_slug=slug)
     first = memberships.order_by("workspace__name").first()

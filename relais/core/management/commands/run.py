@@ -15,7 +15,13 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from relais.sandbox.actions import DEMO_PASSWORD, DEMO_USERS, do_seed_demo
+from relais.sandbox.actions import (
+    DEMO_MAX_GAP,
+    DEMO_PASSWORD,
+    DEMO_SPEED,
+    DEMO_USERS,
+    do_seed_demo,
+)
 
 STOP_TIMEOUT = 10
 
@@ -27,7 +33,7 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=os.environ.get("RELAIS_HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("RELAIS_PORT", "8000")))
         parser.add_argument("--no-demo", action="store_true", help="do not create the demo")
-        parser.add_argument("--speed", type=float, default=60.0, help="demo replay speed")
+        parser.add_argument("--speed", type=float, default=DEMO_SPEED, help="demo replay speed")
 
     def handle(self, *args: Any, **options: Any) -> None:
         call_command("migrate", interactive=False, verbosity=0)
