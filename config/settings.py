@@ -154,6 +154,7 @@ if CELERY_BROKER_URL == "filesystem://":
         "processed_folder": str(_queue_dir / "processed"),
         "store_processed": False,
     }
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("RELAIS_QUEUE", "relais")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-batch leaves the batch to be redelivered
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

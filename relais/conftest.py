@@ -20,8 +20,11 @@ T0 = datetime(2024, 8, 19, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
-def _eager_tasks(settings: Any) -> None:
-    settings.CELERY_TASK_ALWAYS_EAGER = True
+def _eager_tasks() -> None:
+    """Tasks run in the test's process unless a test starts real workers."""
+    from config.celery import app
+
+    app.conf.task_always_eager = True
 
 
 @pytest.fixture

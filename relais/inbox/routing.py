@@ -37,8 +37,9 @@ def route_posts(
     conversation_of = _conversations_of_parents(workspace_id, pending)
     joined: list[tuple[Post, tuple[int, str]]] = []
     new_keys: dict[tuple[int, str], Post] = {}
+    in_this_call = {post.pk: post for post in pending}
     for post in pending:
-        if post.in_reply_to_remote_id and post.parent_id is None and not orphans_ok:
+        if _must_wait(post, in_this_call, conversation_of, orphans_ok=orphans_ok):
             post.routing = Routing.WAITING_PARENT
             continue
         key = conversation_of.get(post.parent_id) if post.parent_id else None
@@ -57,6 +58,26 @@ def route_posts(
     if joined:
         _store_messages(workspace_id, joined, new_keys)
     return len(joined)
+
+
+def _must_wait(
+    post: Post,
+    in_this_call: dict[int, Post],
+    conversation_of: dict[int | None, tuple[int, str]],
+    *,
+    orphans_ok: bool,
+) -> bool:
+    """A reply waits for its parent to be stored, and for the parent itself to be routed.
+
+    Without the second rule, a reply whose parent is still waiting (its own parent is in a
+    batch another worker has not committed yet) would open a conversation of its own.
+    """
+    if post.in_reply_to_remote_id and post.parent_id is None:
+        return not orphans_ok
+    if post.parent_id is None or post.parent_id in conversation_of:
+        return False
+    parent = in_this_call.get(post.parent_id) or post.parent
+    return parent is not None and parent.routing == Routing.WAITING_PARENT
 
 
 def _conversations_of_parents(
