@@ -22,12 +22,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/test"
 
 
-def measure_here(repeats: int, limit: int) -> dict[str, float]:
+def measure_here(repeats: int, limit: int) -> dict[str, Any]:
     """Run inside a process whose DATABASE_URL is already chosen."""
     import django
 
@@ -63,7 +64,7 @@ def measure_here(repeats: int, limit: int) -> dict[str, float]:
     return {"posts": len(items), "posts_per_second": statistics.median(rates), "runs": rates}
 
 
-def run_backend(database_url: str | None, repeats: int, limit: int) -> dict[str, float] | None:
+def run_backend(database_url: str | None, repeats: int, limit: int) -> dict[str, Any] | None:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["RELAIS_DATA_DIR"] = tempfile.mkdtemp(prefix="relais-bench-")
     if database_url:
@@ -92,7 +93,7 @@ def postgres_answers(url: str) -> bool:
         import psycopg
 
         psycopg.connect(url, connect_timeout=3).close()
-    except Exception:  # noqa: BLE001 -- any failure means: not available for this run
+    except Exception:
         return False
     return True
 
@@ -114,7 +115,8 @@ def main() -> None:
         run_backend(args.postgres, repeats, limit) if postgres_answers(args.postgres) else None
     )
     figures = {
-        "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "python": platform.python_version(),
         "posts": sqlite["posts"] if sqlite else None,
         "repeats": repeats,
         "sqlite_posts_per_second": round(sqlite["posts_per_second"]) if sqlite else None,
