@@ -16,7 +16,6 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from relais.sandbox.actions import (
-    DEMO_MAX_GAP,
     DEMO_PASSWORD,
     DEMO_SPEED,
     DEMO_USERS,
