@@ -154,6 +154,8 @@ if CELERY_BROKER_URL == "filesystem://":
         "processed_folder": str(_queue_dir / "processed"),
         "control_folder": str(_queue_dir / "control"),
         "store_processed": False,
+        # The transport polls its folder; the default 1 s caps a worker near one task a second.
+        "polling_interval": 0.1,
     }
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("RELAIS_QUEUE", "relais")
 CELERY_TASK_IGNORE_RESULT = True

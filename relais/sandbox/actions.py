@@ -136,9 +136,9 @@ DEMO_USERS = [
     ("agent", "Alex Agent", Role.AGENT, "en"),
     ("agente", "Camille Agente", Role.AGENT, "fr"),
 ]
-# Two hours of history a minute, pauses at most 3 s: lively, and the airline week lasts ~1 h.
-DEMO_SPEED = 120.0
-DEMO_MAX_GAP = 3.0
+# Five hours of history a minute, pauses at most 2 s: lively, and the airline week lasts ~40 min.
+DEMO_SPEED = 300.0
+DEMO_MAX_GAP = 2.0
 DEMO_PASSWORD = "relais-demo"  # noqa: S105 -- the published demo login, printed by `make run`
 
 
