@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet --require-virtualenv -r requirements.lock
-	$(BIN)/pip install --quiet --require-virtualenv --no-deps --no-build-isolation -e .
+	$(BIN)/pip install --quiet --require-virtualenv --no-deps -e .
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
