@@ -1,0 +1,65 @@
+"""Readers for the corpora shipped in ``relais/nlp/data`` and the gold sets in ``relais/nlp/gold``.
+
+Only training and evaluation read these; enrichment never does.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+DATA_DIR = Path(__file__).parent / "data"
+GOLD_DIR = Path(__file__).parent / "gold"
+CORPORA = (
+    "semeval_en", "tweeteval_sentiment", "umsab", "airline", "traffic_fr", "traffic_en",
+)  # fmt: skip
+GOLD_SETS = ("gold_fr", "gold_en")
+
+Row = dict[str, Any]
+
+
+def read(name: str) -> list[Row]:
+    with gzip.open(DATA_DIR / f"{name}.jsonl.gz", "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def read_gold(name: str) -> list[Row]:
+    lines = (GOLD_DIR / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def data_hashes() -> dict[str, str]:
+    """sha256 of every input file, recorded in the artifacts' metadata."""
+    files = [DATA_DIR / f"{name}.jsonl.gz" for name in CORPORA]
+    files += [
+        GOLD_DIR / f"{name}.jsonl" for name in GOLD_SETS if (GOLD_DIR / f"{name}.jsonl").exists()
+    ]
+    return {path.name: digest(path) for path in files}
+
+
+def tweeteval(split: str) -> list[Row]:
+    return [row for row in read("tweeteval_sentiment") if row["split"] == split]
+
+
+def semeval_train() -> list[Row]:
+    """The SemEval pool minus the tweets that TweetEval uses for validation."""
+    return [row for row in read("semeval_en") if not row["in_tweeteval_val"]]
+
+
+def umsab(split: str, lang: str | None = None) -> list[Row]:
+    return [
+        row
+        for row in read("umsab")
+        if row["split"] == split and (lang is None or row["lang"] == lang)
+    ]
+
+
+def airline(split: str) -> list[Row]:
+    return [row for row in read("airline") if row["split"] == split]

@@ -1,0 +1,89 @@
+"""The shipped linear heads: one weight matrix over the shared hashed features, loaded once."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from relais.nlp.features import FeatureConfig, featurise
+
+ARTIFACT_DIR = Path(__file__).parent / "artifacts"
+WEIGHTS_FILE = "heads.npz"
+META_FILE = "meta.json"
+
+
+@dataclass(frozen=True)
+class Head:
+    name: str
+    labels: tuple[str, ...]
+    first_column: int
+
+    @property
+    def columns(self) -> slice:
+        return slice(self.first_column, self.first_column + len(self.labels))
+
+
+@dataclass(frozen=True)
+class Model:
+    """Every head's weights side by side, so one sparse product scores all heads at once."""
+
+    version: str
+    features: FeatureConfig
+    heads: dict[str, Head]
+    weights: np.ndarray  # (2**bits, columns) float32
+    bias: np.ndarray  # (columns,) float32
+
+    def scores(self, matrix: sp.csr_matrix) -> np.ndarray:
+        return np.asarray(matrix @ self.weights) + self.bias
+
+    def score_texts(self, texts: list[str]) -> np.ndarray:
+        return self.scores(featurise(texts, self.features))
+
+    def probabilities(self, scores: np.ndarray, head: str) -> np.ndarray:
+        """One-vs-rest logistic outputs normalised to sum to one, as the trainer's."""
+        own = scores[:, self.heads[head].columns]
+        odds = 1.0 / (1.0 + np.exp(-np.clip(own, -30, 30)))
+        return odds / odds.sum(axis=1, keepdims=True)
+
+
+def quantise(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """int8 weights with one scale per column: a quarter of the size, no measurable loss."""
+    scale = np.abs(weights).max(axis=0) / 127.0
+    scale[scale == 0] = 1.0
+    return np.round(weights / scale).astype(np.int8), scale.astype(np.float32)
+
+
+def save(model: Model, meta: dict[str, object], directory: Path = ARTIFACT_DIR) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    codes, scale = quantise(model.weights)
+    np.savez_compressed(directory / WEIGHTS_FILE, codes=codes, scale=scale, bias=model.bias)
+    heads = {
+        name: {"labels": list(h.labels), "first_column": h.first_column}
+        for name, h in model.heads.items()
+    }
+    document = {"version": model.version, "bits": model.features.bits, "heads": heads, **meta}
+    (directory / META_FILE).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
+def load(directory: Path = ARTIFACT_DIR) -> Model:
+    meta = json.loads((directory / META_FILE).read_text())
+    with np.load(directory / WEIGHTS_FILE) as arrays:
+        # C order: the sparse product would otherwise copy the whole matrix on every call.
+        weights = np.ascontiguousarray(arrays["codes"].astype(np.float32) * arrays["scale"])
+        bias = arrays["bias"].astype(np.float32)
+    heads = {
+        name: Head(name, tuple(spec["labels"]), int(spec["first_column"]))
+        for name, spec in meta["heads"].items()
+    }
+    return Model(meta["version"], FeatureConfig(meta["bits"]), heads, weights, bias)
+
+
+@lru_cache(maxsize=1)
+def shipped() -> Model:
+    """The artifacts inside the package, loaded on first use and kept for the process."""
+    return load()

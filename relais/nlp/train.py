@@ -1,0 +1,185 @@
+"""Rebuild every artifact from the shipped corpora: fixed seeds, recorded data hashes.
+
+Each head is a one-vs-rest logistic regression (SGD) over the shared hashed features; the
+heads' weights are stored side by side so enrichment scores all of them in one product.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.linear_model import SGDClassifier
+from sklearn.metrics import recall_score
+
+from relais.nlp import corpora, keywords
+from relais.nlp.features import FeatureConfig, featurise
+from relais.nlp.model import ARTIFACT_DIR, Head, Model, save
+
+SEED = 20251126
+EPOCHS = 30
+SENTIMENTS = ("negative", "neutral", "positive")
+FEATURES = FeatureConfig(bits=18)
+# Airline complaint categories mapped onto Relais's reasons (see docs/nlp.md).
+AIRLINE_REASONS = {
+    "Late Flight": "outage_delay",
+    "Cancelled Flight": "outage_delay",
+    "longlines": "outage_delay",
+    "Lost Luggage": "lost_item",
+    "Damaged Luggage": "product_defect",
+    "Customer Service Issue": "staff_service",
+    "Flight Attendant Complaints": "staff_service",
+    "Flight Booking Problems": "other",
+    "Bad Flight": "other",
+    "Can't Tell": "other",
+}
+
+
+@dataclass(frozen=True)
+class Examples:
+    texts: list[str]
+    labels: list[str]
+    weights: list[float]
+
+    def __add__(self, other: Examples) -> Examples:
+        return Examples(
+            self.texts + other.texts, self.labels + other.labels, self.weights + other.weights
+        )
+
+
+def examples(
+    rows: list[corpora.Row], label: Callable[[corpora.Row], str], weight: float = 1.0
+) -> Examples:
+    return Examples([r["text"] for r in rows], [label(r) for r in rows], [weight] * len(rows))
+
+
+def matrix(texts: list[str]) -> sp.csr_matrix:
+    features = featurise(texts, FEATURES)
+    features.sum_duplicates()
+    return features
+
+
+def fit(data: Examples, labels: tuple[str, ...], alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """(weights, bias) with columns in the order of ``labels``."""
+    classifier = SGDClassifier(
+        loss="log_loss", alpha=alpha, max_iter=EPOCHS, tol=None, random_state=SEED,
+        class_weight="balanced",
+    )  # fmt: skip
+    classifier.fit(matrix(data.texts), data.labels, sample_weight=np.asarray(data.weights))
+    order = [list(classifier.classes_).index(label) for label in labels]
+    return classifier.coef_[order].T.astype(np.float32), classifier.intercept_[order].astype(
+        np.float32
+    )
+
+
+def tune_macro_recall_offsets(
+    weights: np.ndarray, bias: np.ndarray, texts: list[str], gold: list[str]
+) -> np.ndarray:
+    """Shift the negative and positive biases to maximise macro recall on TweetEval *val*."""
+    scores = np.asarray(matrix(texts) @ weights) + bias
+    grid = np.round(np.arange(-1.5, 1.51, 0.1), 2)
+    best = (-1.0, 0.0, 0.0)
+    for negative in grid:
+        for positive in grid:
+            shifted = scores + np.array([negative, 0.0, positive])
+            predicted = [SENTIMENTS[i] for i in shifted.argmax(axis=1)]
+            recall = recall_score(gold, predicted, average="macro")
+            best = max(best, (recall, negative, positive))
+    return bias + np.array([best[1], 0.0, best[2]], dtype=np.float32)
+
+
+def language_data() -> Examples:
+    rows = corpora.umsab("train") + corpora.umsab("val")
+    traffic = examples(corpora.read("traffic_fr"), lambda _: "fr")
+    traffic += examples(corpora.read("traffic_en"), lambda _: "en")
+    return examples(rows, lambda r: r["lang"]) + traffic
+
+
+def english_sentiment_data() -> Examples:
+    return examples(corpora.semeval_train(), lambda r: r["label"]) + examples(
+        corpora.airline("train"), lambda r: r["label"]
+    )
+
+
+def french_sentiment_data() -> Examples:
+    """French first (weight 3), the other non-English UMSAB languages help with the rest."""
+    french = corpora.umsab("train", "fr") + corpora.umsab("val", "fr")
+    others = [r for r in corpora.umsab("train") if r["lang"] not in ("fr", "en")]
+    return examples(french, lambda r: r["label"], 3.0) + examples(others, lambda r: r["label"])
+
+
+def multilingual_sentiment_data() -> Examples:
+    test_texts = {row["text"].strip() for row in corpora.tweeteval("test")}
+    rows = [
+        r
+        for r in corpora.umsab("train") + corpora.umsab("val")
+        if r["text"].strip() not in test_texts
+    ]
+    return examples(rows, lambda r: r["label"])
+
+
+def gold_ids() -> set[str]:
+    return {row["id"] for name in corpora.GOLD_SETS for row in _gold_or_empty(name)}
+
+
+def _gold_or_empty(name: str) -> list[corpora.Row]:
+    path = corpora.GOLD_DIR / f"{name}.jsonl"
+    return corpora.read_gold(name) if path.exists() else []
+
+
+def traffic_rows() -> list[corpora.Row]:
+    """Unlabelled brand traffic minus every post of the gold sets."""
+    held_out = gold_ids()
+    rows = corpora.read("traffic_fr") + corpora.read("traffic_en")
+    return [row for row in rows if row["id"] not in held_out]
+
+
+def intent_data() -> Examples:
+    weak = examples(traffic_rows(), lambda r: keywords.intent(r["text"]))
+    complaints = [r for r in corpora.airline("train") if r["reason"]]
+    return weak + examples(complaints, lambda _: "complaint")
+
+
+def reason_data() -> Examples:
+    weak_rows = [r for r in traffic_rows() if keywords.intent(r["text"]) == "complaint"]
+    airline = [r for r in corpora.airline("train") if r["reason"]]
+    return examples(weak_rows, lambda r: keywords.reason(r["text"])) + examples(
+        airline, lambda r: AIRLINE_REASONS[r["reason"]]
+    )
+
+
+HEADS: tuple[tuple[str, tuple[str, ...], Callable[[], Examples], float], ...] = (
+    ("lang", ("ar", "de", "en", "es", "fr", "hi", "it", "pt"), language_data, 1e-6),
+    ("sentiment_en", SENTIMENTS, english_sentiment_data, 3e-6),
+    ("sentiment_fr", SENTIMENTS, french_sentiment_data, 1e-4),
+    ("sentiment_multi", SENTIMENTS, multilingual_sentiment_data, 3e-5),
+    ("intent", keywords.INTENTS, intent_data, 1e-5),
+    ("reason", keywords.REASONS, reason_data, 1e-5),
+)
+
+
+def train(
+    version: str, directory: Path = ARTIFACT_DIR, log: Callable[[str], None] = print
+) -> Model:
+    heads, weight_blocks, bias_blocks = {}, [], []
+    column = 0
+    for name, labels, load_data, alpha in HEADS:
+        started = time.perf_counter()
+        weights, bias = fit(load_data(), labels, alpha)
+        if name == "sentiment_en":
+            val = corpora.tweeteval("val")
+            bias = tune_macro_recall_offsets(
+                weights, bias, [r["text"] for r in val], [r["label"] for r in val]
+            )
+        heads[name] = Head(name, labels, column)
+        weight_blocks.append(weights)
+        bias_blocks.append(bias)
+        column += len(labels)
+        log(f"trained {name} ({len(labels)} labels) in {time.perf_counter() - started:.1f}s")
+    model = Model(version, FEATURES, heads, np.hstack(weight_blocks), np.concatenate(bias_blocks))
+    save(model, {"seed": SEED, "data_sha256": corpora.data_hashes()}, directory)
+    return model
