@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "relais.pipeline",
     "relais.inbox",
     "relais.sandbox",
+    "relais.listening",
+    "relais.publishing",
     "relais.web",
 ]
 

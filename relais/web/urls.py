@@ -20,6 +20,9 @@ workspace_patterns = [
     path("conversations/<int:conversation_id>/status/", views.change_status, name="change_status"),
     path("conversations/<int:conversation_id>/assign/", views.assign, name="assign"),
     path("events/", live.events, name="events"),
+    path("listening/", include("relais.listening.urls")),
+    path("publishing/", include("relais.publishing.urls")),
+    path("accounts/", include("relais.connectors.urls")),
 ]
 
 urlpatterns = [
