@@ -1,0 +1,191 @@
+"""The HTTP choke point against a real local HTTP server answering 429, 5xx, 401 and timeouts."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from relais.connectors.base import (
+    ConnectorError,
+    CredentialsExpiredError,
+    RateLimitedError,
+    TransientNetworkError,
+)
+from relais.connectors.client import HttpClient, parse_retry_after
+
+Scripted = tuple[int, dict[str, str], bytes]
+
+
+class ScriptedServer(ThreadingHTTPServer):
+    """Answers each path with the next response of its script; the last one repeats."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), ScriptedHandler)
+        self.scripts: dict[str, list[Scripted]] = {}
+        self.hits: dict[str, int] = {}
+        self.release_slow = threading.Event()
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+
+class ScriptedHandler(BaseHTTPRequestHandler):
+    server: ScriptedServer
+
+    def do_GET(self) -> None:
+        self.server.hits[self.path] = self.server.hits.get(self.path, 0) + 1
+        if self.path == "/slow":
+            self.server.release_slow.wait(5)
+        script = self.server.scripts.get(self.path) or [(200, {}, b"ok")]
+        status, headers, body = script.pop(0) if len(script) > 1 else script[0]
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Keep test output quiet."""
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    server = ScriptedServer()
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    yield server
+    server.release_slow.set()
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def client(server: ScriptedServer, sleeps: list[float]) -> Iterator[HttpClient]:
+    client = HttpClient(base_url=server.base_url, sleep=sleeps.append, backoff_base=0.01)
+    yield client
+    client.close()
+
+
+def test_a_429_is_retried_after_the_delay_the_server_asked_for(
+    server: ScriptedServer, client: HttpClient, sleeps: list[float]
+) -> None:
+    server.scripts["/mentions"] = [(429, {"Retry-After": "7"}, b""), (200, {}, b"[]")]
+
+    response = client.request("GET", "/mentions")
+
+    assert response.status_code == 200
+    assert sleeps == [7.0]
+    assert server.hits["/mentions"] == 2
+
+
+def test_server_errors_are_retried_with_growing_jittered_backoff(
+    server: ScriptedServer, client: HttpClient, sleeps: list[float]
+) -> None:
+    server.scripts["/flaky"] = [(500, {}, b""), (503, {}, b""), (502, {}, b""), (200, {}, b"ok")]
+
+    assert client.request("GET", "/flaky").text == "ok"
+
+    assert server.hits["/flaky"] == 4
+    assert len(sleeps) == 3
+    for attempt, wait in enumerate(sleeps, start=1):
+        assert 0 <= wait <= 0.01 * 2 ** (attempt - 1)
+
+
+def test_persistent_server_errors_give_up_with_a_transient_error(
+    server: ScriptedServer, client: HttpClient
+) -> None:
+    server.scripts["/down"] = [(500, {}, b"")]
+
+    with pytest.raises(TransientNetworkError, match="answered 500"):
+        client.request("GET", "/down")
+
+    assert server.hits["/down"] == client.max_attempts
+
+
+def test_a_rate_limit_longer_than_a_task_should_wait_is_raised_at_once(
+    server: ScriptedServer, client: HttpClient, sleeps: list[float]
+) -> None:
+    server.scripts["/limited"] = [(429, {"Retry-After": "3600"}, b"")]
+
+    with pytest.raises(RateLimitedError) as caught:
+        client.request("GET", "/limited")
+
+    assert caught.value.retry_after == 3600.0
+    assert sleeps == []
+    assert server.hits["/limited"] == 1
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_credentials_are_not_retried(
+    server: ScriptedServer, client: HttpClient, status: int
+) -> None:
+    server.scripts["/me"] = [(status, {}, b"")]
+
+    with pytest.raises(CredentialsExpiredError):
+        client.request("GET", "/me")
+
+    assert server.hits["/me"] == 1
+
+
+def test_other_client_errors_are_plain_connector_errors(
+    server: ScriptedServer, client: HttpClient
+) -> None:
+    server.scripts["/gone"] = [(404, {}, b"")]
+
+    with pytest.raises(ConnectorError) as caught:
+        client.request("GET", "/gone")
+
+    assert not caught.value.retryable
+    assert server.hits["/gone"] == 1
+
+
+def test_a_server_that_does_not_answer_in_time_is_a_transient_error(
+    server: ScriptedServer, sleeps: list[float]
+) -> None:
+    client = HttpClient(
+        base_url=server.base_url,
+        sleep=sleeps.append,
+        timeout=httpx.Timeout(0.2),
+        max_attempts=2,
+    )
+    with pytest.raises(TransientNetworkError, match="timed out"):
+        client.request("GET", "/slow")
+    client.close()
+
+    assert len(sleeps) == 1
+
+
+def test_a_closed_port_is_a_transient_error(sleeps: list[float]) -> None:
+    probe = ScriptedServer()
+    closed_url = probe.base_url
+    probe.server_close()
+    client = HttpClient(base_url=closed_url, sleep=sleeps.append, max_attempts=2)
+
+    with pytest.raises(TransientNetworkError, match="failed"):
+        client.request("GET", "/")
+    client.close()
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    now = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
+
+    assert parse_retry_after("120") == 120.0
+    assert parse_retry_after("Thu, 26 Nov 2026 12:00:30 GMT", now=now) == 30.0
+    assert parse_retry_after("Thu, 26 Nov 2026 11:00:00 GMT", now=now) == 0.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
