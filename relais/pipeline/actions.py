@@ -77,7 +77,6 @@ def do_ingest_items(workspace_id: int, network: str, items: Iterable[InboundItem
         authors = _upsert_authors(workspace_id, network, unique_items)
         new_posts = _upsert_posts(workspace_id, network, unique_items, authors, accounts)
         adopted = _adopt_waiting_children(workspace_id, network, new_posts)
-        enrich_posts(new_posts)
         routed = route_posts(workspace_id, new_posts + adopted, accounts, now=clock.now())
         _save_links_and_routing(new_posts + adopted)
         if new_posts:
@@ -115,7 +114,7 @@ def do_route_orphans(workspace_id: int, *, grace: timedelta | None = None) -> in
 
 
 def _save_links_and_routing(posts: Sequence[Post]) -> None:
-    """Write what linking, enrichment and routing decided, in few statements.
+    """Write what linking and routing decided, in few statements.
 
     Routing outcomes take one UPDATE per (routing, account) pair; only replies whose parent
     was found need a per-row update. Django's bulk_update over every field was 85% of the time.
@@ -127,12 +126,6 @@ def _save_links_and_routing(posts: Sequence[Post]) -> None:
         Post.objects.filter(pk__in=pks).update(routing=routing, account_id=account_id)
     linked = [post for post in posts if post.parent_id is not None]
     Post.objects.bulk_update(linked, ["parent", "thread_root_remote_id"], batch_size=500)
-    enriched = [post for post in posts if post.enriched_by]
-    Post.objects.bulk_update(
-        enriched,
-        ["lang", "sentiment", "sentiment_score", "intent", "reason", "entities", "enriched_by"],
-        batch_size=500,
-    )
 
 
 def _brand_accounts(workspace_id: int, network: str) -> dict[str, ConnectedAccount]:
@@ -186,8 +179,10 @@ def _upsert_posts(
         .filter(network=network, remote_id__in=remote_ids)
         .values_list("remote_id", flat=True)
     )
+    posts = [_post_from_item(workspace_id, network, item, authors, accounts) for item in items]
+    enrich_posts([post for post in posts if post.remote_id not in known])
     Post.objects.bulk_create(
-        [_post_from_item(workspace_id, network, item, authors, accounts) for item in items],
+        posts,
         update_conflicts=True,
         unique_fields=["workspace", "network", "remote_id"],
         update_fields=["text", "metrics"],
