@@ -14,12 +14,13 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from relais.accounts.actions import record_audit
 from relais.connectors.base import InboundItem
 from relais.connectors.models import ConnectedAccount
 from relais.core import clock
 from relais.core.events import publish_event
 from relais.inbox.routing import route_posts
-from relais.pipeline.enrichers import enrich_posts
+from relais.pipeline.enrichers import current_enrichment, enrich_posts
 from relais.pipeline.items import MAX_TEXT_LENGTH, item_from_json, item_to_json
 from relais.pipeline.models import Author, Direction, PendingBatch, Post, Routing
 
@@ -111,6 +112,35 @@ def do_route_orphans(workspace_id: int, *, grace: timedelta | None = None) -> in
             routed += route_posts(workspace_id, ready, accounts, now=clock.now(), orphans_ok=True)
             _save_links_and_routing(ready)
     return routed
+
+
+ENRICHMENT_FIELDS = ["lang", "sentiment", "sentiment_score", "intent", "reason", "entities"]
+
+
+def do_reenrich_posts(workspace_id: int, *, everything: bool = False, chunk: int = 2000) -> int:
+    """Run the current enrichers again over stored posts, oldest first, one chunk per transaction.
+
+    By default only posts enriched by another model version (or never) are redone, so an
+    interrupted run resumes where it stopped. Returns the number of posts re-enriched.
+    """
+    stale = Post.objects.in_workspace(workspace_id).select_related(None)
+    if not everything:
+        stale = stale.exclude(enriched_by=current_enrichment())
+    done, after_pk = 0, 0
+    while True:
+        with transaction.atomic():
+            posts = list(stale.filter(pk__gt=after_pk).order_by("pk")[:chunk])
+            if not posts:
+                break
+            enrich_posts(posts)
+            Post.objects.bulk_update(posts, [*ENRICHMENT_FIELDS, "enriched_by"], batch_size=500)
+        done += len(posts)
+        after_pk = posts[-1].pk
+    if done:
+        with transaction.atomic():
+            model = current_enrichment()
+            record_audit(workspace_id, None, "posts.reenriched", count=done, model=model)
+    return done
 
 
 def _save_links_and_routing(posts: Sequence[Post]) -> None:

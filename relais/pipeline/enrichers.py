@@ -46,3 +46,8 @@ def enrich_posts(posts: Sequence[Post]) -> None:
         return
     for enricher in ENRICHERS:
         enricher.enrich(posts)
+
+
+def current_enrichment() -> str:
+    """What ``enriched_by`` says of a post the current enrichers just handled."""
+    return ENRICHERS[-1].name if ENRICHERS else ""

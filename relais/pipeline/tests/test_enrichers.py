@@ -1,9 +1,17 @@
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+from django.core.management import CommandError, call_command
 
 from relais import nlp
+from relais.accounts.models import AuditEntry
 from relais.conftest import make_item
 from relais.nlp.keywords import INTENTS
-from relais.pipeline.actions import do_ingest_items
+from relais.pipeline.actions import do_ingest_items, do_reenrich_posts
 from relais.pipeline.models import Post
 
 pytestmark = pytest.mark.django_db
@@ -40,3 +48,48 @@ def test_a_redelivered_post_keeps_its_enrichment(workspace, brand_account):
 
     post = Post.objects.in_workspace(workspace.pk).get()
     assert (post.sentiment, post.enriched_by) == ("negative", "older-model")
+
+
+def test_reenrichment_redoes_posts_of_older_models_once(workspace, brand_account):
+    do_ingest_items(
+        workspace.pk,
+        "sandbox",
+        [make_item(f"free:{n}", f"@free panne numéro {n}, rien ne marche") for n in range(5)],
+    )
+    posts = Post.objects.in_workspace(workspace.pk)
+    posts.filter(remote_id__in=["free:1", "free:3"]).update(enriched_by="older", sentiment="")
+
+    assert do_reenrich_posts(workspace.pk, chunk=1) == 2
+    assert set(posts.values_list("enriched_by", flat=True)) == {nlp.MODEL_VERSION}
+    assert "" not in set(posts.values_list("sentiment", flat=True))
+    assert do_reenrich_posts(workspace.pk) == 0
+    assert do_reenrich_posts(workspace.pk, everything=True) == 5
+    assert AuditEntry.objects.filter(workspace=workspace, action="posts.reenriched").count() == 2
+
+
+def test_the_reenrich_command_names_the_model(workspace, brand_account):
+    do_ingest_items(workspace.pk, "sandbox", [make_item("free:1", "@free merci !")])
+    out = io.StringIO()
+
+    call_command("reenrich", "--workspace", workspace.slug, "--all", stdout=out)
+
+    assert out.getvalue().strip() == f"1 posts re-enriched with {nlp.MODEL_VERSION}"
+    with pytest.raises(CommandError, match="no workspace"):
+        call_command("reenrich", "--workspace", "nope")
+
+
+def test_the_relais_command_runs_the_nlp_tools():
+    relais = Path(sys.executable).with_name("relais")
+    done = subprocess.run(
+        [str(relais), "nlp", "enrich"],
+        input='{"text": "@free toujours pas de connexion depuis hier"}\nnot json\n',
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+    enriched = json.loads(done.stdout.splitlines()[0])
+    assert enriched["lang"] == "fr"
+    assert enriched["sentiment"] in {"negative", "neutral", "positive"}
+    assert "line 2" in done.stderr
