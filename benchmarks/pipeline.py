@@ -1,7 +1,8 @@
-"""Pipeline throughput without enrichers: stored posts per second on one core.
+"""Pipeline throughput: stored posts per second on one core, with and without enrichment.
 
 Real posts (the shipped sandbox sets) go through ``do_ingest_items`` in batches of 500: authors
-and posts upserted, threads linked, conversations routed, events written. Measured on SQLite (a
+and posts upserted, enriched by relais.nlp (or not, for the second figure), threads linked,
+conversations routed, events written. Measured on SQLite (a
 file in WAL mode, as `make run` uses) and on PostgreSQL when it answers, side by side in the same
 run. The worker runs pinned to one core; medians of several repeats, each into a fresh workspace.
 
@@ -28,12 +29,19 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/test"
 
 
-def measure_here(repeats: int, limit: int) -> dict[str, Any]:
+def measure_here(repeats: int, limit: int, enrich: bool) -> dict[str, Any]:
     """Run inside a process whose DATABASE_URL is already chosen."""
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     django.setup()
+    from relais.nlp import enrich_texts
+    from relais.pipeline import enrichers
+
+    if enrich:
+        enrich_texts(["load the models before the clock starts"])
+    else:
+        enrichers.ENRICHERS.clear()
     from django.core.management import call_command
 
     from relais.accounts.actions import do_create_user, do_create_workspace
@@ -64,7 +72,9 @@ def measure_here(repeats: int, limit: int) -> dict[str, Any]:
     return {"posts": len(items), "posts_per_second": statistics.median(rates), "runs": rates}
 
 
-def run_backend(database_url: str | None, repeats: int, limit: int) -> dict[str, Any] | None:
+def run_backend(
+    database_url: str | None, repeats: int, limit: int, *, enrich: bool
+) -> dict[str, Any] | None:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["RELAIS_DATA_DIR"] = tempfile.mkdtemp(prefix="relais-bench-")
     if database_url:
@@ -77,6 +87,7 @@ def run_backend(database_url: str | None, repeats: int, limit: int) -> dict[str,
         str(repeats),
         "--limit",
         str(limit),
+        *(["--enrich"] if enrich else []),
     ]
     taskset = ["taskset", "-c", "0"] if sys.platform.startswith("linux") else []
     result = subprocess.run(
@@ -105,24 +116,29 @@ def main() -> None:
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--limit", type=int, default=25_860)
+    parser.add_argument("--enrich", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inner:
-        print(json.dumps(measure_here(args.repeats, args.limit)))
+        print(json.dumps(measure_here(args.repeats, args.limit, args.enrich)))
         return
     repeats, limit = (1, 5000) if args.quick else (args.repeats, args.limit)
-    sqlite = run_backend(None, repeats, limit)
-    postgres = (
-        run_backend(args.postgres, repeats, limit) if postgres_answers(args.postgres) else None
-    )
-    figures = {
+    backends = {"sqlite": None}
+    if postgres_answers(args.postgres):
+        backends["postgres"] = args.postgres
+    figures: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "python": platform.python_version(),
-        "posts": sqlite["posts"] if sqlite else None,
         "repeats": repeats,
-        "sqlite_posts_per_second": round(sqlite["posts_per_second"]) if sqlite else None,
-        "postgres_posts_per_second": round(postgres["posts_per_second"]) if postgres else None,
         "project_goal_posts_per_second_with_enrichment": 6000,
     }
+    for name, url in backends.items():
+        for enrich, suffix in ((True, ""), (False, "_without_enrichment")):
+            result = run_backend(url, repeats, limit, enrich=enrich)
+            figures[f"{name}_posts_per_second{suffix}"] = (
+                round(result["posts_per_second"]) if result else None
+            )
+            if result:
+                figures["posts"] = result["posts"]
     print(json.dumps(figures))
 
 
