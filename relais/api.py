@@ -56,14 +56,21 @@ class PostOut(Schema):
     thread_root_remote_id: str
     metrics: dict[str, Any]
     sentiment: str
+    sentiment_score: float | None
     intent: str
     reason: str
+    entities: dict[str, Any]
+    enriched_by: str
 
 
 class PostFilter(Schema):
     network: str | None = None
     kind: str | None = None
     direction: str | None = None
+    lang: str | None = None
+    sentiment: str | None = None
+    intent: str | None = None
+    reason: str | None = None
     since: datetime | None = None
     until: datetime | None = None
     q: str | None = None
@@ -120,7 +127,7 @@ class ErrorOut(Schema):
 @paginate(LimitOffsetPagination)
 def list_posts(request: HttpRequest, filters: Query[PostFilter]) -> Any:
     posts = Post.objects.in_workspace(_token(request).workspace_id).select_related("author")
-    for field in ("network", "kind", "direction"):
+    for field in ("network", "kind", "direction", "lang", "sentiment", "intent", "reason"):
         if value := getattr(filters, field):
             posts = posts.filter(**{field: value})
     if filters.since:

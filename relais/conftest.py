@@ -90,3 +90,10 @@ def make_item(
         in_reply_to=in_reply_to,
         mentions=mentions,
     )
+
+
+@pytest.fixture
+def agent_client(client: Any, agent: User) -> Any:
+    """A Django test client logged in as the workspace's agent."""
+    client.force_login(agent)
+    return client

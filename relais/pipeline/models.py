@@ -44,6 +44,36 @@ class Routing(models.TextChoices):
     NOT_ADDRESSED = "not_addressed", _("Not addressed to the brand")
 
 
+class Sentiment(models.TextChoices):
+    NEGATIVE = "negative", _("negative")
+    NEUTRAL = "neutral", _("neutral")
+    POSITIVE = "positive", _("positive")
+
+
+class Intent(models.TextChoices):
+    COMPLAINT = "complaint", _("complaint")
+    QUESTION = "question", _("question")
+    REQUEST = "request", _("request")
+    PRAISE = "praise", _("praise")
+    PURCHASE_INTENT = "purchase_intent", _("purchase intent")
+    SPAM = "spam", _("spam or advertising")
+    OTHER = "other", _("other")
+
+
+class Reason(models.TextChoices):
+    """Why a customer complains (set for complaints only)."""
+
+    OUTAGE_DELAY = "outage_delay", _("outage or delay")
+    BILLING_PRICE = "billing_price", _("billing or price")
+    PRODUCT_DEFECT = "product_defect", _("product defect or bug")
+    DELIVERY = "delivery", _("delivery")
+    STAFF_SERVICE = "staff_service", _("staff or service quality")
+    ACCOUNT_ACCESS = "account_access", _("account or access")
+    CANCELLATION_REFUND = "cancellation_refund", _("cancellation or refund")
+    LOST_ITEM = "lost_item", _("lost item")
+    OTHER = "other", _("other reason")
+
+
 class Post(WorkspaceOwned):
     network = models.CharField(max_length=32)
     remote_id = models.CharField(max_length=255)
@@ -75,11 +105,11 @@ class Post(WorkspaceOwned):
     sent_by = models.ForeignKey(
         "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # Enrichment, filled by the enrichers of relais/nlp (empty until they run).
-    sentiment = models.CharField(max_length=10, blank=True)
+    # Enrichment, filled before insert by the enrichers of relais/nlp (pipeline/enrichers.py).
+    sentiment = models.CharField(max_length=10, choices=Sentiment.choices, blank=True)
     sentiment_score = models.FloatField(null=True, blank=True)
-    intent = models.CharField(max_length=20, blank=True)
-    reason = models.CharField(max_length=24, blank=True)
+    intent = models.CharField(max_length=20, choices=Intent.choices, blank=True)
+    reason = models.CharField(max_length=24, choices=Reason.choices, blank=True)
     entities = models.JSONField(default=dict, blank=True)
     enriched_by = models.CharField(max_length=32, blank=True)
 

@@ -1,5 +1,6 @@
 import pytest
 
+from relais import nlp
 from relais.accounts.actions import do_add_member, do_create_api_token
 from relais.conftest import make_item
 from relais.inbox.models import Conversation
@@ -65,3 +66,17 @@ def test_the_openapi_document_is_served(client):
     schema = client.get("/api/v1/openapi.json").json()
     assert "/api/v1/conversations/{conversation_id}/reply" in schema["paths"]
     assert client.get("/api/v1/docs").status_code == 200
+
+
+def test_posts_carry_their_enrichment_and_filter_on_it(client, auth):
+    items = client.get("/api/v1/posts", **auth).json()["items"]
+    assert {p["enriched_by"] for p in items} == {nlp.MODEL_VERSION}
+    assert all(p["sentiment"] in {"negative", "neutral", "positive"} for p in items)
+    assert items[0]["entities"]["handles"] == []
+    assert items[1]["entities"]["handles"] == ["free"]
+
+    french = client.get("/api/v1/posts?lang=fr", **auth).json()["items"]
+    assert {p["remote_id"] for p in french} == {"free:1", "free:2"}
+    intent = items[1]["intent"]
+    same_intent = client.get(f"/api/v1/posts?intent={intent}", **auth).json()["items"]
+    assert "free:1" in {p["remote_id"] for p in same_intent}

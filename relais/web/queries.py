@@ -14,10 +14,15 @@ from relais.pipeline.actions import pipeline_lag
 from relais.pipeline.models import Post
 from relais.sandbox.models import SandboxFeed
 
+STREAM_FILTERS = ("lang", "sentiment", "intent", "reason", "direction")
 
-def recent_posts(workspace_id: int) -> QuerySet[Post]:
+
+def recent_posts(workspace_id: int, filters: dict[str, str] | None = None) -> QuerySet[Post]:
+    """Newest first; ``filters`` keeps only posts whose field equals the value (known fields)."""
+    wanted = {k: v for k, v in (filters or {}).items() if k in STREAM_FILTERS and v}
     return (
         Post.objects.in_workspace(workspace_id)
+        .filter(**wanted)
         .select_related("author")
         .order_by("-created_at", "-pk")
     )

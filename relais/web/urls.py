@@ -1,8 +1,8 @@
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 
 from relais.web import live, views
 
-workspace_patterns = [
+workspace_patterns: list[URLPattern | URLResolver] = [
     path("", views.home, name="home"),
     path("counters/", views.counters, name="counters"),
     path("stream/", views.stream, name="stream"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -19,6 +20,7 @@ from relais.inbox import actions as inbox_actions
 from relais.inbox import queries as inbox_queries
 from relais.inbox.models import Status
 from relais.web import queries
+from relais.web.forms import StreamFilterForm
 
 STREAM_PAGE_SIZE = 50
 INBOX_PAGE_SIZE = 50
@@ -59,9 +61,17 @@ def stream_rows(request: WorkspaceRequest) -> HttpResponse:
 
 
 def _stream_context(request: WorkspaceRequest) -> dict[str, object]:
-    posts = queries.recent_posts(request.workspace.pk)
+    form = StreamFilterForm(request.GET)
+    filters = form.cleaned_data if form.is_valid() else {}
+    posts = queries.recent_posts(request.workspace.pk, filters)
     page = Paginator(posts, STREAM_PAGE_SIZE).get_page(request.GET.get("page"))
-    return {"page": page, "posts": page.object_list}
+    selected = urlencode({name: value for name, value in filters.items() if value})
+    return {
+        "page": page,
+        "posts": page.object_list,
+        "form": form,
+        "pager_query": f"{selected}&" if selected else "",
+    }
 
 
 @workspace_view()

@@ -10,9 +10,10 @@ from django.core.management import CommandError, call_command
 from relais import nlp
 from relais.accounts.models import AuditEntry
 from relais.conftest import make_item
-from relais.nlp.keywords import INTENTS
+from relais.nlp.keywords import INTENTS, REASONS
+from relais.nlp.train import SENTIMENTS
 from relais.pipeline.actions import do_ingest_items, do_reenrich_posts
-from relais.pipeline.models import Post
+from relais.pipeline.models import Intent, Post, Reason, Sentiment
 
 pytestmark = pytest.mark.django_db
 
@@ -93,3 +94,9 @@ def test_the_relais_command_runs_the_nlp_tools():
     assert enriched["lang"] == "fr"
     assert enriched["sentiment"] in {"negative", "neutral", "positive"}
     assert "line 2" in done.stderr
+
+
+def test_the_stored_labels_are_those_the_models_produce():
+    assert set(Sentiment.values) == set(SENTIMENTS)
+    assert set(Intent.values) == set(INTENTS)
+    assert set(Reason.values) == set(REASONS)

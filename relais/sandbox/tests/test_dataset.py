@@ -9,7 +9,6 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import time
 from collections import Counter, defaultdict
 from datetime import UTC, date
 from functools import cache
@@ -218,13 +217,6 @@ def test_free_metrics_and_kinds() -> None:
     assert all({"likes", "reposts", "replies", "quotes"} <= r.metrics.keys() for r in rows)
     assert any("\n" in r.text for r in rows)
     assert not any("\\n" in r.text for r in rows)
-
-
-def test_loading_all_sets_is_fast() -> None:
-    start = time.perf_counter()
-    for name in DATASETS:
-        load_rows(name)
-    assert time.perf_counter() - start < 3.0
 
 
 # ------------------------------------------------------------------ malformed input
