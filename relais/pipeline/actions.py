@@ -24,6 +24,8 @@ from relais.pipeline.enrichers import current_enrichment, enrich_posts
 from relais.pipeline.items import MAX_TEXT_LENGTH, item_from_json, item_to_json
 from relais.pipeline.models import Author, Direction, PendingBatch, Post, Routing
 
+MAX_ADOPTION_DEPTH = 50
+
 
 @dataclass(frozen=True)
 class IngestReport:
@@ -276,24 +278,40 @@ def _link_parents(workspace_id: int, network: str, posts: Sequence[Post]) -> Non
 def _adopt_waiting_children(
     workspace_id: int, network: str, new_posts: Sequence[Post]
 ) -> list[Post]:
-    """Replies stored before their parent can be routed now that the parent is here."""
-    if not new_posts:
-        return []
-    children = list(
-        Post.objects.in_workspace(workspace_id)
-        .filter(
-            network=network,
-            routing=Routing.WAITING_PARENT,
-            in_reply_to_remote_id__in=[p.remote_id for p in new_posts],
+    """Replies stored before their parent can be routed now that the parent is here.
+
+    So can their own waiting replies: the chain is adopted level by level, parents first, so
+    routing meets each parent before its children. The depth bound only guards against
+    hostile data whose replies point at each other.
+    """
+    adopted: list[Post] = []
+    seen: set[int] = set()
+    parents = list(new_posts)
+    for _level in range(MAX_ADOPTION_DEPTH):
+        if not parents:
+            break
+        children = list(
+            Post.objects.in_workspace(workspace_id)
+            .filter(
+                network=network,
+                routing=Routing.WAITING_PARENT,
+                in_reply_to_remote_id__in=[p.remote_id for p in parents],
+            )
+            .exclude(pk__in=seen)
+            .select_related("author")
+            .order_by("created_at", "pk")
         )
-        .select_related("author")
-    )
-    by_remote_id = {p.remote_id: p for p in new_posts}
-    for child in children:
-        child.parent = by_remote_id[child.in_reply_to_remote_id]
-        child.thread_root_remote_id = child.parent.thread_root_remote_id or child.parent.remote_id
-        child.routing = Routing.PENDING
-    return children
+        by_remote_id = {p.remote_id: p for p in parents}
+        for child in children:
+            child.parent = by_remote_id[child.in_reply_to_remote_id]
+            child.thread_root_remote_id = (
+                child.parent.thread_root_remote_id or child.parent.remote_id
+            )
+            child.routing = Routing.PENDING
+            seen.add(child.pk)
+        adopted.extend(children)
+        parents = children
+    return adopted
 
 
 def pipeline_lag(workspace_id: int) -> dict[str, Any]:

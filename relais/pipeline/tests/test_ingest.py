@@ -72,6 +72,25 @@ def test_a_reply_stored_before_its_parent_joins_the_thread_when_the_parent_arriv
     assert child.parent.remote_id == "free:1"
 
 
+def test_a_whole_chain_stored_upside_down_joins_the_thread_when_its_root_arrives(
+    workspace, brand_account
+):
+    ingest(
+        workspace, make_item("free:3", "@Freebox toujours rien", minutes=9, in_reply_to="free:2")
+    )
+    ingest(
+        workspace,
+        make_item(
+            "free:2", "@camille on regarde", handle="Freebox", minutes=5, in_reply_to="free:1"
+        ),
+    )
+    ingest(workspace, make_item("free:1", "@free panne fibre"))
+
+    conversation = Conversation.objects.in_workspace(workspace.pk).get()
+    assert conversation.message_count == 3
+    assert not Post.objects.in_workspace(workspace.pk).filter(routing=Routing.WAITING_PARENT)
+
+
 def test_a_reply_whose_parent_never_arrives_is_routed_after_the_grace_period(
     workspace, brand_account
 ):
