@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 
 from relais.accounts.actions import record_audit
 from relais.connectors.base import InboundItem
@@ -81,7 +82,7 @@ def do_ingest_items(workspace_id: int, network: str, items: Iterable[InboundItem
         new_posts = _upsert_posts(workspace_id, network, unique_items, authors, accounts)
         adopted = _adopt_waiting_children(workspace_id, network, new_posts)
         routed = route_posts(workspace_id, new_posts + adopted, accounts, now=clock.now())
-        _save_links_and_routing(new_posts + adopted)
+        _save_links_and_routing(new_posts + adopted, relinked=adopted)
         if new_posts:
             publish_event(workspace_id, "posts.created", {"count": len(new_posts)})
     return IngestReport(len(unique_items), len(new_posts), routed)
@@ -112,7 +113,7 @@ def do_route_orphans(workspace_id: int, *, grace: timedelta | None = None) -> in
                 post.routing = Routing.PENDING
             accounts = _brand_accounts(workspace_id, network)
             routed += route_posts(workspace_id, ready, accounts, now=clock.now(), orphans_ok=True)
-            _save_links_and_routing(ready)
+            _save_links_and_routing(ready, relinked=[p for p in ready if p.parent_id])
     return routed
 
 
@@ -145,19 +146,19 @@ def do_reenrich_posts(workspace_id: int, *, everything: bool = False, chunk: int
     return done
 
 
-def _save_links_and_routing(posts: Sequence[Post]) -> None:
-    """Write what linking and routing decided, in few statements.
+def _save_links_and_routing(posts: Sequence[Post], *, relinked: Sequence[Post]) -> None:
+    """Write what routing decided, and the parents found for posts stored earlier.
 
-    Routing outcomes take one UPDATE per (routing, account) pair; only replies whose parent
-    was found need a per-row update. Django's bulk_update over every field was 85% of the time.
+    Routing outcomes take one UPDATE per (routing, account) pair. Only ``relinked`` posts (replies
+    adopted or routed after their insert) need a per-row update; new posts got their links in
+    their INSERT. Django's bulk_update over every row was 85% of the time when all went that way.
     """
     groups: dict[tuple[str, int | None], list[int]] = {}
     for post in posts:
         groups.setdefault((post.routing, post.account_id), []).append(post.pk)
     for (routing, account_id), pks in groups.items():
         Post.objects.filter(pk__in=pks).update(routing=routing, account_id=account_id)
-    linked = [post for post in posts if post.parent_id is not None]
-    Post.objects.bulk_update(linked, ["parent", "thread_root_remote_id"], batch_size=500)
+    Post.objects.bulk_update(relinked, ["parent", "thread_root_remote_id"], batch_size=500)
 
 
 def _brand_accounts(workspace_id: int, network: str) -> dict[str, ConnectedAccount]:
@@ -172,7 +173,7 @@ def _brand_accounts(workspace_id: int, network: str) -> dict[str, ConnectedAccou
 
 def _upsert_authors(
     workspace_id: int, network: str, items: Sequence[InboundItem]
-) -> dict[str, int]:
+) -> dict[str, Author]:
     latest = {item.author.remote_id: item.author for item in items}
     Author.objects.bulk_create(
         [
@@ -190,21 +191,26 @@ def _upsert_authors(
         unique_fields=["workspace", "network", "remote_id"],
         update_fields=["handle", "name", "followers"],
     )
-    return dict(
-        Author.objects.in_workspace(workspace_id)
-        .filter(network=network, remote_id__in=list(latest))
-        .values_list("remote_id", "pk")
-    )
+    return {
+        author.remote_id: author
+        for author in Author.objects.in_workspace(workspace_id).filter(
+            network=network, remote_id__in=list(latest)
+        )
+    }
 
 
 def _upsert_posts(
     workspace_id: int,
     network: str,
     items: Sequence[InboundItem],
-    authors: dict[str, int],
+    authors: dict[str, Author],
     accounts: dict[str, ConnectedAccount],
 ) -> list[Post]:
-    """Insert new posts, refresh known ones (text edits, metrics); return the new ones."""
+    """Insert new posts enriched and linked, refresh known ones (text, metrics); return the new.
+
+    Everything about a new post is decided before its INSERT, except the parent key of a reply
+    whose parent is in the same batch: those take one UPDATE for the whole batch.
+    """
     remote_ids = [item.remote_id for item in items]
     known = set(
         Post.objects.in_workspace(workspace_id)
@@ -212,29 +218,78 @@ def _upsert_posts(
         .values_list("remote_id", flat=True)
     )
     posts = [_post_from_item(workspace_id, network, item, authors, accounts) for item in items]
-    enrich_posts([post for post in posts if post.remote_id not in known])
+    fresh = sorted((p for p in posts if p.remote_id not in known), key=lambda p: p.created_at)
+    enrich_posts(fresh)
+    parent_in_batch = _link_before_insert(workspace_id, network, fresh)
     Post.objects.bulk_create(
         posts,
         update_conflicts=True,
         unique_fields=["workspace", "network", "remote_id"],
         update_fields=["text", "metrics"],
     )
-    new_ids = [remote_id for remote_id in remote_ids if remote_id not in known]
-    new_posts = list(
-        Post.objects.in_workspace(workspace_id)
-        .filter(network=network, remote_id__in=new_ids, routing=Routing.PENDING)
-        .select_related("author")
-        .order_by("created_at", "pk")
+    _link_parents_in_batch(parent_in_batch)
+    # A concurrent worker may have stored and routed one of these since ``known`` was read.
+    still_pending = set(
+        Post.objects.filter(pk__in=[p.pk for p in fresh], routing=Routing.PENDING).values_list(
+            "pk", flat=True
+        )
     )
-    _link_parents(workspace_id, network, new_posts)
-    return new_posts
+    return [post for post in fresh if post.pk in still_pending]
+
+
+def _link_before_insert(
+    workspace_id: int, network: str, posts: Sequence[Post]
+) -> list[tuple[Post, Post]]:
+    """Point replies at their stored parents and set every thread root, before the INSERT.
+
+    Returns the (reply, parent) pairs whose parent is in this same batch: its key exists only
+    once the batch is inserted. ``posts`` are in time order, so a parent's thread root is known
+    before its replies are looked at.
+    """
+    wanted = {p.in_reply_to_remote_id for p in posts if p.in_reply_to_remote_id}
+    if not wanted:
+        return []
+    in_batch = {p.remote_id: p for p in posts if p.remote_id in wanted}
+    stored = {
+        parent.remote_id: parent
+        for parent in Post.objects.in_workspace(workspace_id)
+        .filter(network=network, remote_id__in=wanted - in_batch.keys())
+        .select_related("author")
+    }
+    pairs: list[tuple[Post, Post]] = []
+    for post in posts:
+        parent = in_batch.get(post.in_reply_to_remote_id) or stored.get(post.in_reply_to_remote_id)
+        if parent is None:
+            continue
+        post.thread_root_remote_id = parent.thread_root_remote_id or parent.remote_id
+        if parent.pk is None:
+            pairs.append((post, parent))
+        else:
+            post.parent = parent
+    return pairs
+
+
+def _link_parents_in_batch(pairs: Sequence[tuple[Post, Post]]) -> None:
+    if not pairs:
+        return
+    for post, parent in pairs:
+        post.parent = parent
+    Post.objects.filter(pk__in=[post.pk for post, _ in pairs]).update(
+        parent_id=Subquery(
+            Post.objects.filter(
+                workspace_id=OuterRef("workspace_id"),
+                network=OuterRef("network"),
+                remote_id=OuterRef("in_reply_to_remote_id"),
+            ).values("pk")[:1]
+        )
+    )
 
 
 def _post_from_item(
     workspace_id: int,
     network: str,
     item: InboundItem,
-    authors: dict[str, int],
+    authors: dict[str, Author],
     accounts: dict[str, ConnectedAccount],
 ) -> Post:
     own_account = accounts.get(item.author.handle.lower())
@@ -244,7 +299,7 @@ def _post_from_item(
         remote_id=item.remote_id,
         kind=item.kind.value,
         direction=Direction.OUTBOUND if own_account else Direction.INBOUND,
-        author_id=authors[item.author.remote_id],
+        author=authors[item.author.remote_id],
         account=own_account,
         text=item.text[:MAX_TEXT_LENGTH],
         lang=(item.lang or "")[:8],
