@@ -128,6 +128,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "staticfiles"
+# Files are served from the finders until `collectstatic` fills this; WhiteNoise wants it to exist.
+STATIC_ROOT.mkdir(exist_ok=True)
 # Front-end libraries come from npm (package.json) and are served by the app itself: no CDN.
 NODE_MODULES = BASE_DIR / "node_modules"
 STATICFILES_DIRS = [
