@@ -21,3 +21,4 @@ def schedule_periodic_work(sender: Celery, **_kwargs: object) -> None:
     sender.add_periodic_task(
         settings.RELAIS["PIPELINE_SWEEP_SECONDS"], sender.signature("relais.pipeline.sweep")
     )
+    sender.add_periodic_task(60.0, sender.signature("relais.listening.evaluate_alerts"))

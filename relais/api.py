@@ -177,6 +177,9 @@ def reply(request: HttpRequest, conversation_id: int, body: ReplyIn) -> Any:
     return 201, post
 
 
+api.add_router("/listening/", "relais.listening.api.router")
+
+
 @api.exception_handler(Http404)
 def not_found(request: HttpRequest, exc: Http404) -> Any:
     return api.create_response(request, {"detail": "Not found."}, status=404)

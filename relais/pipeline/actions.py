@@ -21,6 +21,7 @@ from relais.connectors.models import ConnectedAccount
 from relais.core import clock
 from relais.core.events import publish_event
 from relais.inbox.routing import route_posts
+from relais.listening.actions import do_match_posts
 from relais.pipeline.enrichers import current_enrichment, enrich_posts
 from relais.pipeline.items import MAX_TEXT_LENGTH, item_from_json, item_to_json
 from relais.pipeline.models import Author, Direction, PendingBatch, Post, Routing
@@ -81,6 +82,7 @@ def do_ingest_items(workspace_id: int, network: str, items: Iterable[InboundItem
         authors = _upsert_authors(workspace_id, network, unique_items)
         new_posts = _upsert_posts(workspace_id, network, unique_items, authors, accounts)
         adopted = _adopt_waiting_children(workspace_id, network, new_posts)
+        do_match_posts(workspace_id, new_posts)
         routed = route_posts(workspace_id, new_posts + adopted, accounts, now=clock.now())
         _save_links_and_routing(new_posts + adopted, relinked=adopted)
         if new_posts:
