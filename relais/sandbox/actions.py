@@ -131,6 +131,16 @@ DEMO_ACCOUNTS: dict[str, list[tuple[str, list[str]]]] = {
         ("comcastcares", []),
     ],
 }
+# What the demo brand listens to: itself, the airlines it competes with (all in the airline set)
+# and a topic that cuts across the sets. Tags are QueryTag values of relais.listening.
+DEMO_QUERIES = [
+    ("American Airlines", '@americanair OR "american airlines"', "brand"),
+    ("Free", "@free OR @freebox OR freebox", "brand"),
+    ("United", '@united OR "united airlines"', "competitor"),
+    ("Southwest", "@southwestair OR southwest", "competitor"),
+    ("JetBlue", "@jetblue OR jetblue", "competitor"),
+    ("Outages", 'panne OR outage OR "no internet" OR "pas de connexion" OR "down again"', "topic"),
+]
 DEMO_USERS = [
     ("demo", "Demo Owner", Role.OWNER, "en"),
     ("agent", "Alex Agent", Role.AGENT, "en"),
@@ -166,6 +176,7 @@ def do_seed_demo(*, speed: float = DEMO_SPEED, max_gap: float = DEMO_MAX_GAP) ->
     if existing is not None:
         return existing
     from relais.accounts.actions import do_add_member, do_create_workspace
+    from relais.listening.actions import do_create_query
 
     users = {
         username: User.objects.filter(username=username).first()
@@ -175,6 +186,8 @@ def do_seed_demo(*, speed: float = DEMO_SPEED, max_gap: float = DEMO_MAX_GAP) ->
     workspace = do_create_workspace("Demo", users["demo"], is_sandbox=True)
     for username, _name, role, _language in DEMO_USERS[1:]:
         do_add_member(workspace, users[username], role, actor=users["demo"])
+    for name, text, tag in DEMO_QUERIES:
+        do_create_query(users["demo"], workspace, name=name, text=text, tag=tag)
     for dataset, accounts in DEMO_ACCOUNTS.items():
         for handle, aliases in accounts:
             do_connect_sandbox_account(workspace, dataset, handle, aliases, actor=users["demo"])

@@ -1,4 +1,5 @@
 import uuid
+from collections import Counter
 
 import pytest
 from django.core.management import call_command
@@ -6,6 +7,7 @@ from django.core.management import call_command
 from relais.accounts.models import Workspace
 from relais.inbox.actions import do_send_reply
 from relais.inbox.models import Conversation
+from relais.listening.models import Mention
 from relais.pipeline.models import Post
 from relais.sandbox.actions import do_seed_demo, do_start_feed, do_tick_feed
 from relais.sandbox.models import FeedState, SandboxFeed, SandboxOutbound
@@ -90,3 +92,15 @@ def test_the_replay_command_drives_a_workspace(capsys):
     assert "replaying free into demo" in capsys.readouterr().out
     assert SandboxFeed.objects.get(dataset="free").speed == 5
     assert Workspace.objects.count() == 1
+
+
+def test_the_demo_listens_to_its_brands_and_competitors(tick):
+    workspace = do_seed_demo()
+    feed = do_start_feed(workspace, "airline", speed=1_000_000, max_gap=0.001)
+    drain(tick, feed)
+
+    mentions = Counter(
+        Mention.objects.in_workspace(workspace.pk).values_list("query__name", flat=True)
+    )
+    assert set(mentions) >= {"American Airlines", "United", "Southwest", "JetBlue"}
+    assert mentions["American Airlines"] > 1000
