@@ -21,7 +21,7 @@ from relais.connectors.models import ConnectedAccount
 from relais.core import clock
 from relais.core.events import publish_event
 from relais.inbox.routing import route_posts
-from relais.listening.actions import do_match_posts
+from relais.listening.actions import do_correct_rollups_for_reenriched, do_match_posts
 from relais.pipeline.enrichers import current_enrichment, enrich_posts
 from relais.pipeline.items import MAX_TEXT_LENGTH, item_from_json, item_to_json
 from relais.pipeline.models import Author, Direction, PendingBatch, Post, Routing
@@ -126,7 +126,8 @@ def do_reenrich_posts(workspace_id: int, *, everything: bool = False, chunk: int
     """Run the current enrichers again over stored posts, oldest first, one chunk per transaction.
 
     By default only posts enriched by another model version (or never) are redone, so an
-    interrupted run resumes where it stopped. Returns the number of posts re-enriched.
+    interrupted run resumes where it stopped. Listening mentions and rollups follow the new
+    values in the same transaction. Returns the number of posts re-enriched.
     """
     stale = Post.objects.in_workspace(workspace_id).select_related(None)
     if not everything:
@@ -139,6 +140,7 @@ def do_reenrich_posts(workspace_id: int, *, everything: bool = False, chunk: int
                 break
             enrich_posts(posts)
             Post.objects.bulk_update(posts, [*ENRICHMENT_FIELDS, "enriched_by"], batch_size=500)
+            do_correct_rollups_for_reenriched(workspace_id, [post.pk for post in posts])
         done += len(posts)
         after_pk = posts[-1].pk
     if done:

@@ -6,10 +6,13 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db.models import Sum
 
 from relais import nlp
 from relais.accounts.models import AuditEntry
 from relais.conftest import make_item
+from relais.listening.actions import do_correct_rollups_for_reenriched, do_create_query
+from relais.listening.models import Mention, MentionRollup
 from relais.nlp.keywords import INTENTS, REASONS
 from relais.nlp.train import SENTIMENTS
 from relais.pipeline.actions import do_ingest_items, do_reenrich_posts
@@ -100,3 +103,30 @@ def test_the_stored_labels_are_those_the_models_produce():
     assert set(Sentiment.values) == set(SENTIMENTS)
     assert set(Intent.values) == set(INTENTS)
     assert set(Reason.values) == set(REASONS)
+
+
+def test_reenrichment_moves_listening_counts_with_the_new_sentiment(
+    workspace, owner, brand_account
+):
+    do_create_query(owner, workspace, name="Free", text="@free")
+    do_ingest_items(workspace.pk, "sandbox", [make_item("free:1", "@free merci beaucoup !")])
+    post = Post.objects.in_workspace(workspace.pk).get()
+    before = post.sentiment
+    wrong = "negative" if before != "negative" else "positive"
+    Post.objects.filter(pk=post.pk).update(sentiment=wrong, enriched_by="older")
+    do_correct_rollups_for_reenriched(workspace.pk, [post.pk])
+    assert _rollup_sentiments(workspace) == {wrong: 1}
+
+    do_reenrich_posts(workspace.pk)
+
+    assert _rollup_sentiments(workspace) == {before: 1}
+    assert Mention.objects.in_workspace(workspace.pk).get().sentiment == before
+
+
+def _rollup_sentiments(workspace):
+    counts = (
+        MentionRollup.objects.in_workspace(workspace.pk)
+        .values_list("sentiment")
+        .annotate(total=Sum("count"))
+    )
+    return {sentiment: total for sentiment, total in counts if total}
