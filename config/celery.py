@@ -22,3 +22,4 @@ def schedule_periodic_work(sender: Celery, **_kwargs: object) -> None:
         settings.RELAIS["PIPELINE_SWEEP_SECONDS"], sender.signature("relais.pipeline.sweep")
     )
     sender.add_periodic_task(60.0, sender.signature("relais.listening.evaluate_alerts"))
+    sender.add_periodic_task(10.0, sender.signature("relais.connectors.poll_bluesky_all"))

@@ -8,6 +8,7 @@ dataclasses. The pipeline turns ``InboundItem`` into stored posts; actions turn 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -96,13 +97,19 @@ class AccountContext:
     workspace_id: int
     handle: str
     settings: dict[str, Any] = field(default_factory=dict)
-    credentials: dict[str, Any] = field(default_factory=dict)
+    credentials: dict[str, Any] = field(default_factory=dict, repr=False)  # never logged
+    # Called with the full credentials when the network issued new ones (a refreshed session).
+    save_credentials: Callable[[dict[str, Any]], None] | None = field(default=None, repr=False)
 
 
 class ConnectorError(Exception):
     """A network refused or failed; ``retryable`` tells the caller whether trying later may work."""
 
     retryable = False
+    # Set by the HTTP client for answered requests, so a connector can read the network's own
+    # error code (XRPC answers 400 {"error": "ExpiredToken"} for an expired session).
+    status_code: int | None = None
+    body: str = ""
 
 
 class TransientNetworkError(ConnectorError):

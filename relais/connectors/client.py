@@ -101,8 +101,15 @@ class HttpClient:
         # Full jitter keeps many workers from retrying in lockstep against one server.
         return random.uniform(0, self.backoff_base * 2 ** (attempt - 1))
 
+    @classmethod
+    def _error_for(cls, method: str, url: str, response: httpx.Response) -> ConnectorError:
+        error = cls._classify(method, url, response)
+        error.status_code = response.status_code
+        error.body = response.text[:2000]
+        return error
+
     @staticmethod
-    def _error_for(method: str, url: str, response: httpx.Response) -> ConnectorError:
+    def _classify(method: str, url: str, response: httpx.Response) -> ConnectorError:
         status = response.status_code
         summary = f"{method} {url} answered {status}"
         retry_after = parse_retry_after(response.headers.get("Retry-After"))

@@ -1,15 +1,23 @@
 """Network key -> connector class. A new network is one module in ``networks/`` listed here."""
 
-from typing import TYPE_CHECKING
+import logging
+from typing import TYPE_CHECKING, Any
 
 from relais.connectors.base import AccountContext, Connector
+from relais.connectors.credentials import UnreadableCredentialsError, decrypt_credentials
+from relais.connectors.networks.bluesky import BlueskyConnector
+from relais.connectors.networks.mastodon import MastodonConnector
+from relais.connectors.networks.rss import RssConnector
 from relais.connectors.networks.sandbox import SandboxConnector
 
 if TYPE_CHECKING:
     from relais.connectors.models import ConnectedAccount
 
+logger = logging.getLogger(__name__)
+
 CONNECTORS: dict[str, type[Connector]] = {
-    connector.key: connector for connector in (SandboxConnector,)
+    connector.key: connector
+    for connector in (SandboxConnector, BlueskyConnector, MastodonConnector, RssConnector)
 }
 
 
@@ -21,9 +29,30 @@ def connector_class(network: str) -> type[Connector]:
 
 
 def connector_for(account: "ConnectedAccount") -> Connector:
-    """A connector acting for a stored account."""
+    """A connector acting for a stored account, with its credentials decrypted.
+
+    Credentials the network renews while the connector works (a refreshed session) are
+    encrypted and stored again at once, whichever code path triggered the renewal.
+    """
+
+    def save(credentials: dict[str, Any]) -> None:
+        from relais.connectors.actions import do_store_credentials
+
+        do_store_credentials(account, credentials)
+
+    try:
+        credentials = decrypt_credentials(account.credentials)
+    except UnreadableCredentialsError:
+        # Written under another secret key: the network will refuse the empty credentials and
+        # the account moves to "reconnect needed" like any revoked one.
+        logger.warning("credentials of %r cannot be decrypted", account)
+        credentials = {}
     context = AccountContext(
-        workspace_id=account.workspace_id, handle=account.handle, settings=account.settings
+        workspace_id=account.workspace_id,
+        handle=account.handle,
+        settings=account.settings,
+        credentials=credentials,
+        save_credentials=save,
     )
     return connector_class(account.network)(context)
 

@@ -1,3 +1,10 @@
-from django.urls import URLPattern, URLResolver
+"""Connected accounts, included under /w/<slug>/accounts/."""
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from django.urls import URLPattern, URLResolver, path
+
+from relais.connectors import views
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("", views.accounts, name="accounts"),
+    path("bluesky/", views.connect_bluesky, name="connect_bluesky"),
+]

@@ -1,0 +1,687 @@
+"""Mastodon, and every fediverse server that speaks Mastodon's client API (REST, OAuth 2).
+
+Account settings: ``instance`` (the server's base URL, e.g. https://mastodon.social), ``domain``
+(the account's WebFinger domain, when it differs from the instance's host), ``hashtags`` (tags to
+listen to) and ``visibility`` (of the posts it publishes; default public).
+Credentials: ``instance``, ``client_id``, ``client_secret`` (the app registered on that server,
+``POST /api/v1/apps``) and ``access_token`` (from the OAuth authorization-code flow). The instance
+is kept with the token so the token is only ever sent to the server that issued it.
+
+Authors and mentions are identified by their full ``user@domain`` address (an account id is only
+meaningful on one server); statuses by the brand's server's id, which replies need. Nothing here
+sniffs the server's version: only endpoints and fields that Mastodon-compatible servers share are
+used, and a field a server leaves out is treated as absent.
+
+Inbox: notifications (mentions, direct messages, favourites, boosts); listening: the hashtag
+timelines of the followed tags. Both are polled with ``min_id``, the documented forward cursor.
+The streaming API is not used: ``HttpClient`` has no streaming request, polling is enough for a
+care inbox, and a reconnecting stream would still need this cursor to fill its gaps.
+
+All HTTP goes through ``HttpClient``; the endpoints are few, so they are called directly rather
+than through Mastodon.py, which sends its requests with its own ``requests`` session.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from typing import Any, ClassVar
+from urllib.parse import quote, urlencode, urlsplit
+
+import httpx
+import regex
+
+from relais.connectors.base import (
+    AccountContext,
+    Capability,
+    Connector,
+    ConnectorError,
+    CredentialsExpiredError,
+    FetchPage,
+    InboundAuthor,
+    InboundItem,
+    Limits,
+    OutboundPost,
+    PostKind,
+    PublishedRef,
+    RateLimitedError,
+    TransientNetworkError,
+)
+from relais.connectors.client import RETRYABLE_STATUSES, HttpClient, parse_retry_after
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SCOPES = "read write"  # the coarse scopes: every compatible server knows them
+OUT_OF_BAND = "urn:ietf:wg:oauth:2.0:oob"
+NOTIFICATION_TYPES = ("mention", "favourite", "reblog")
+PAGE_SIZE = 40  # the documented default page of notifications (the maximum is 80)
+TAG_PAGE_SIZE = 40  # the maximum page of a hashtag timeline
+VISIBILITIES = ("public", "unlisted", "private", "direct")
+MAX_CHARACTERS = 500
+URL_WEIGHT = 23  # every link counts as 23 characters, whatever its length
+
+
+# ---------------------------------------------------------------------------------------------
+# Text: HTML content to plain text, and length as the server counts it
+
+
+class _TextExtractor(HTMLParser):
+    """Plain text of a status's HTML: paragraphs and line breaks kept, every tag dropped.
+
+    Link text is kept whole: Mastodon hides parts of long links in ``invisible`` spans, but the
+    spans together hold the full address.
+    """
+
+    BLOCKS = frozenset({"p", "div", "blockquote", "li", "pre", "h1", "h2", "h3", "h4", "h5", "h6"})
+    SKIPPED = frozenset({"script", "style", "template"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.SKIPPED:
+            self.skipping += 1
+        elif tag == "br":
+            self.parts.append("\n")
+        elif tag in self.BLOCKS:
+            self._break()
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.SKIPPED:
+            self.skipping = max(0, self.skipping - 1)
+        elif tag in self.BLOCKS:
+            self._break()
+
+    def handle_data(self, data: str) -> None:
+        if not self.skipping:
+            self.parts.append(data)
+
+    def _break(self) -> None:
+        if self.parts and not self.parts[-1].endswith("\n\n"):
+            self.parts.append("\n\n")
+
+    def text(self) -> str:
+        return re.sub(r"\n{3,}", "\n\n", "".join(self.parts)).strip()
+
+
+def html_to_text(html: str) -> str:
+    """Readable plain text from sanitized HTML; nothing in it is ever rendered or run."""
+    extractor = _TextExtractor()
+    extractor.feed(html)
+    extractor.close()
+    return extractor.text()
+
+
+_GRAPHEME = regex.compile(r"\X")
+_URL = re.compile(r"https?://[^\s<>\"]+[^\s<>\".,;:!?'\")\]]")
+# Mastodon's mention syntax: @user or @user@domain, not preceded by a word character or a slash.
+_MENTION = re.compile(
+    r"(?<![=/\w])@([a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?)(?:@[\w.-]+\w)?", re.IGNORECASE
+)
+
+
+def mastodon_length(text: str) -> int:
+    """Length as Mastodon's validator counts it.
+
+    Graphemes, with every link counted as 23 characters and a remote mention by its username only
+    (``@user@example.com`` counts as ``@user``), so writing to someone on another server costs no
+    more than writing to a neighbour.
+    """
+    countable = _URL.sub("x" * URL_WEIGHT, text)
+    countable = _MENTION.sub(lambda match: "@" + match.group(1), countable)
+    return len(_GRAPHEME.findall(countable))
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP: errors as Mastodon reports them
+
+
+def server_message(response: httpx.Response) -> str:
+    """The ``error`` (and ``error_description``) a Mastodon-compatible server answered with."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    parts = [str(body.get(key)) for key in ("error", "error_description") if body.get(key)]
+    return ": ".join(parts)[:500]
+
+
+def seconds_until_reset(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from ``X-RateLimit-Reset`` (an ISO 8601 time; epoch seconds also read)."""
+    if not value:
+        return None
+    value = value.strip()
+    now = now or datetime.now(UTC)
+    try:
+        when = (
+            datetime.fromtimestamp(float(value), UTC)
+            if value.replace(".", "", 1).isdigit()
+            else datetime.fromisoformat(value)
+        )
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+class MastodonHttpClient(HttpClient):
+    """The shared client, reading Mastodon's rate-limit header and its error messages."""
+
+    @staticmethod
+    def _classify(method: str, url: str, response: httpx.Response) -> ConnectorError:
+        status = response.status_code
+        message = server_message(response)
+        summary = f"{method} {url} answered {status}" + (f": {message}" if message else "")
+        # Mastodon sends X-RateLimit-Reset rather than Retry-After; a proxy may add the latter.
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if status == 429:
+            if retry_after is None:
+                retry_after = seconds_until_reset(response.headers.get("X-RateLimit-Reset"))
+            return RateLimitedError(summary, retry_after)
+        if status in RETRYABLE_STATUSES:
+            return TransientNetworkError(summary, retry_after)
+        if status in {401, 403}:
+            return CredentialsExpiredError(summary)
+        if status == 422:
+            return ConnectorError(f"the server refused it: {message}" if message else summary)
+        return ConnectorError(summary)
+
+
+# ---------------------------------------------------------------------------------------------
+# Connecting: app registration and the OAuth authorization-code flow
+
+
+def normalize_instance(address: str) -> str:
+    """``mastodon.social`` or ``https://mastodon.social/`` -> ``https://mastodon.social``."""
+    address = address.strip()
+    if not address:
+        raise ValueError("no server address")
+    if "://" not in address:
+        address = f"https://{address}"
+    parts = urlsplit(address)
+    if parts.scheme not in {"https", "http"} or not parts.hostname:
+        raise ValueError(f"not a server address: {address!r}")
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+@dataclass(frozen=True)
+class AppRegistration:
+    """The client an instance issued to this deployment; kept encrypted like a password."""
+
+    instance: str
+    client_id: str
+    client_secret: str = ""
+    redirect_uri: str = OUT_OF_BAND
+    scopes: str = DEFAULT_SCOPES
+
+
+def register_app(
+    instance: str,
+    *,
+    client_name: str,
+    redirect_uri: str = OUT_OF_BAND,
+    website: str = "",
+    scopes: str = DEFAULT_SCOPES,
+    http: HttpClient | None = None,
+) -> AppRegistration:
+    """Register Relais on one server (``POST /api/v1/apps``); each server needs its own."""
+    instance = normalize_instance(instance)
+    body: dict[str, Any] = {
+        "client_name": client_name,
+        "redirect_uris": redirect_uri,
+        "scopes": scopes,
+    }
+    if website:
+        body["website"] = website
+    client = http or MastodonHttpClient(base_url=instance)
+    data = _json_object(client.request("POST", "/api/v1/apps", json=body))
+    if not data.get("client_id"):
+        raise ConnectorError(f"{instance} registered no client: {json.dumps(data)[:500]}")
+    return AppRegistration(
+        instance=instance,
+        client_id=str(data["client_id"]),
+        client_secret=str(data.get("client_secret") or ""),
+        redirect_uri=redirect_uri,
+        scopes=scopes,
+    )
+
+
+def authorize_url(app: AppRegistration, *, state: str) -> str:
+    """Where to send the admin's browser to approve access (``GET /oauth/authorize``)."""
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": app.client_id,
+            "redirect_uri": app.redirect_uri,
+            "scope": app.scopes,
+            "state": state,
+        }
+    )
+    return f"{app.instance}/oauth/authorize?{query}"
+
+
+def exchange_code(
+    app: AppRegistration, code: str, *, http: HttpClient | None = None
+) -> dict[str, Any]:
+    """Trade the authorization code for a token; returns the credentials to keep (encrypted)."""
+    client = http or MastodonHttpClient(base_url=app.instance)
+    data = _json_object(
+        client.request(
+            "POST",
+            "/oauth/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code.strip(),
+                "client_id": app.client_id,
+                "client_secret": app.client_secret,
+                "redirect_uri": app.redirect_uri,
+                "scope": app.scopes,
+            },
+        )
+    )
+    if not data.get("access_token"):
+        raise CredentialsExpiredError(f"{app.instance} issued no access token")
+    return {
+        "instance": app.instance,
+        "client_id": app.client_id,
+        "client_secret": app.client_secret,
+        "access_token": str(data["access_token"]),
+        "scope": str(data.get("scope") or app.scopes),
+    }
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise ConnectorError(f"{response.request.url} answered something that is not JSON") from exc
+    if not isinstance(data, dict):
+        raise ConnectorError(
+            f"{response.request.url} answered {type(data).__name__}, not an object"
+        )
+    return data
+
+
+# ---------------------------------------------------------------------------------------------
+# Notifications as inbound items
+
+
+class MalformedPayloadError(ValueError):
+    """A notification or status without the fields every compatible server sends."""
+
+
+def log_malformed(payload: Any, error: Exception) -> None:
+    """Keep the whole payload in the log so it can be studied, then move on."""
+    logger.warning(
+        "skipped a malformed Mastodon payload (%s); payload=%s",
+        error,
+        json.dumps(payload, sort_keys=True, default=str),
+    )
+
+
+def _parse_time(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise MalformedPayloadError(f"created_at is {value!r}")
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise MalformedPayloadError(f"created_at is {value!r}") from exc
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _required(data: Any, key: str) -> Any:
+    if not isinstance(data, dict) or data.get(key) in (None, ""):
+        raise MalformedPayloadError(f"{key} is missing")
+    return data[key]
+
+
+def _link_params(response: httpx.Response, rel: str) -> dict[str, str]:
+    """Query parameters of the ``Link`` header's ``rel`` target (the documented pagination)."""
+    link = response.links.get(rel, {}).get("url", "")
+    if not link:
+        return {}
+    return dict(httpx.URL(link).params)
+
+
+def _metrics(status: dict[str, Any]) -> dict[str, int]:
+    names = {"favourites_count": "likes", "reblogs_count": "reposts", "replies_count": "replies"}
+    return {
+        name: int(status[key]) for key, name in names.items() if isinstance(status.get(key), int)
+    }
+
+
+@dataclass(frozen=True)
+class ForwardRead:
+    """Entries of one timeline read forward from a cursor, oldest first."""
+
+    payloads: list[Any]
+    newest: str
+    has_more: bool
+
+    def __bool__(self) -> bool:
+        return bool(self.newest)
+
+
+class MastodonConnector(Connector):
+    key: ClassVar[str] = "mastodon"
+    display_name: ClassVar[str] = "Mastodon"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.LISTEN,
+            Capability.INBOX,
+            Capability.REPLY,
+            Capability.PRIVATE_MESSAGES,
+            Capability.PUBLISH,
+            Capability.METRICS,
+        }
+    )
+    # 300 requests per 5 minutes per account is Mastodon's documented default.
+    limits: ClassVar[Limits] = Limits(
+        max_text_length=MAX_CHARACTERS, max_media=4, requests_per_minute=60
+    )
+
+    def __init__(self, account: AccountContext, *, http: HttpClient | None = None) -> None:
+        super().__init__(account)
+        # Counting text needs no server: a connector without one only fails when it calls out.
+        address = account.credentials.get("instance") or account.settings.get("instance")
+        self.instance = normalize_instance(str(address)) if address else ""
+        self.domain = str(account.settings.get("domain") or urlsplit(self.instance).hostname or "")
+        self.http = http or MastodonHttpClient(base_url=self.instance)
+        self.hashtags = [
+            str(tag).strip().lstrip("#").lower()
+            for tag in account.settings.get("hashtags") or []
+            if str(tag).strip().lstrip("#")
+        ]
+
+    # -- identity ---------------------------------------------------------------------------
+
+    def qualified(self, acct: str) -> str:
+        """``user`` (someone on the brand's server) -> ``user@domain``; remote ones are kept."""
+        acct = acct.strip().lstrip("@").lower()
+        return acct if "@" in acct else f"{acct}@{self.domain}"
+
+    def own_author(self) -> InboundAuthor:
+        handle = self.qualified(self.account.handle)
+        return InboundAuthor(remote_id=handle, handle=handle, name=handle)
+
+    def text_length(self, text: str) -> int:
+        return mastodon_length(text)
+
+    def verify_credentials(self) -> dict[str, Any]:
+        """The account the token acts for (``GET /api/v1/accounts/verify_credentials``)."""
+        return _json_object(self._call("GET", "/api/v1/accounts/verify_credentials"))
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        token = self.account.credentials.get("access_token")
+        if not token or not self.instance:
+            raise CredentialsExpiredError(f"no server or access token for {self.account.handle}")
+        headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
+        return self.http.request(method, path, headers=headers, **kwargs)
+
+    # -- listening --------------------------------------------------------------------------
+
+    def fetch(self, cursor: dict[str, Any] | None, *, limit: int = 500) -> FetchPage:
+        """Notifications, then statuses of the followed hashtags, newer than the cursor.
+
+        The cursor holds one ``min_id`` per source: ``{"min_id": ..., "tags": {tag: ...}}``.
+        """
+        cursor = cursor or {}
+        items: list[InboundItem] = []
+        skipped = 0
+        types = [("types[]", kind) for kind in NOTIFICATION_TYPES]
+        notifications = self._read_forward(
+            "/api/v1/notifications", types, cursor.get("min_id"), limit, PAGE_SIZE
+        )
+        for notification in notifications.payloads:
+            try:
+                items += self._items_for(notification)
+            except (MalformedPayloadError, KeyError, TypeError, ValueError) as exc:
+                log_malformed(notification, exc)
+                skipped += 1
+        next_cursor: dict[str, Any] = {"min_id": notifications.newest} if notifications else {}
+        has_more = notifications.has_more
+        tags: dict[str, str] = {}
+        for tag in self.hashtags:
+            path = f"/api/v1/timelines/tag/{quote(tag, safe='')}"
+            timeline = self._read_forward(
+                path, [], (cursor.get("tags") or {}).get(tag), limit, TAG_PAGE_SIZE
+            )
+            for status in timeline.payloads:
+                try:
+                    items.append(self.status_item(status))
+                except (MalformedPayloadError, KeyError, TypeError, ValueError) as exc:
+                    log_malformed(status, exc)
+                    skipped += 1
+            if timeline:
+                tags[tag] = timeline.newest
+            has_more = has_more or timeline.has_more
+        if tags:
+            next_cursor["tags"] = tags
+        return FetchPage(items, next_cursor, has_more, skipped)
+
+    def _read_forward(
+        self, path: str, params: list[tuple[str, str]], after: Any, limit: int, page_size: int
+    ) -> ForwardRead:
+        """Pages of a timeline newer than ``after``, oldest first.
+
+        Without ``after`` the newest page is read and the cursor starts there. With it, pages are
+        read forward with ``min_id`` (each holds the entries immediately newer than it), so nothing
+        between two polls is skipped however many arrived.
+        """
+        newest = str(after or "")
+        payloads: list[Any] = []
+        has_more = False
+        while len(payloads) < limit:
+            size = min(page_size, limit - len(payloads))
+            query = [("limit", str(size)), *params]
+            if newest:
+                query.append(("min_id", newest))
+            response = self._call("GET", path, params=query)
+            page = _payload_list(response)
+            if not page:
+                break
+            # A page comes newest first; entries go oldest first so parents precede replies.
+            payloads += reversed(page)
+            first_poll = not newest
+            newest = _link_params(response, "prev").get("min_id") or _newest_id(page) or newest
+            has_more = len(page) >= size and not first_poll
+            if not has_more:
+                break
+        return ForwardRead(payloads, newest, has_more)
+
+    def _items_for(self, notification: dict[str, Any]) -> list[InboundItem]:
+        kind = _required(notification, "type")
+        _required(notification, "id")
+        if kind not in NOTIFICATION_TYPES:
+            return []  # a server that ignores ``types[]`` sends follows and polls too
+        subject = self.status_item(_required(notification, "status"), notification)
+        if kind != "reblog":
+            return [subject]  # a mention; or, favourited, the brand's status with its new counts
+        account = _required(notification, "account")
+        boost = InboundItem(
+            # The boost's own status id is not in the notification: name it by its parts.
+            remote_id=f"{subject.remote_id}/reblogged_by/{_required(account, 'id')}",
+            kind=PostKind.REPOST,
+            author=self.author(account),
+            text="",
+            created_at=_parse_time(notification.get("created_at")),
+            raw={"notification": str(notification["id"]), "subject": subject.remote_id},
+        )
+        return [subject, boost]
+
+    def author(self, account: dict[str, Any]) -> InboundAuthor:
+        handle = self.qualified(str(_required(account, "acct")))
+        followers = account.get("followers_count")
+        return InboundAuthor(
+            remote_id=handle,
+            handle=handle,
+            name=str(account.get("display_name") or account.get("username") or handle),
+            followers=followers if isinstance(followers, int) else None,
+        )
+
+    def status_item(
+        self, status: dict[str, Any], notification: dict[str, Any] | None = None
+    ) -> InboundItem:
+        status_id = str(_required(status, "id"))
+        visibility = str(status.get("visibility") or "public")
+        in_reply_to = status.get("in_reply_to_id")
+        if visibility == "direct":
+            kind = PostKind.PRIVATE_MESSAGE
+        else:
+            kind = PostKind.REPLY if in_reply_to else PostKind.POST
+        text = html_to_text(str(status.get("content") or ""))
+        if spoiler := str(status.get("spoiler_text") or "").strip():
+            text = f"{spoiler}\n\n{text}" if text else spoiler
+        mentions = tuple(
+            self.qualified(str(_required(mention, "acct")))
+            for mention in status.get("mentions") or []
+        )
+        raw: dict[str, Any] = {
+            "uri": status.get("uri"),
+            "url": status.get("url"),
+            "visibility": visibility,
+        }
+        if notification is not None:
+            raw["notification"] = {"id": str(notification["id"]), "type": notification["type"]}
+        brand = self.own_author().handle
+        if kind == PostKind.PRIVATE_MESSAGE and brand in mentions:
+            raw["recipient"] = brand
+        return InboundItem(
+            remote_id=status_id,
+            kind=kind,
+            author=self.author(_required(status, "account")),
+            text=text,
+            created_at=_parse_time(status.get("created_at")),
+            in_reply_to=str(in_reply_to) if in_reply_to else None,
+            mentions=mentions,
+            lang=str(status["language"]) if status.get("language") else None,
+            metrics=_metrics(status),
+            raw=raw,
+        )
+
+    # -- acting -----------------------------------------------------------------------------
+
+    def reply(self, post: OutboundPost, *, idempotency_key: str) -> PublishedRef:
+        """Answer a status where it was said: same visibility, its author addressed."""
+        if not post.in_reply_to:
+            raise ConnectorError("a reply needs the status it answers")
+        parent = self.get_status(post.in_reply_to)
+        visibility = str(parent.get("visibility") or "public")
+        if visibility not in VISIBILITIES:
+            # A scope of its own (local-only, a list): keep it off the public timelines.
+            visibility = "unlisted"
+        author = self.qualified(str(_required(_required(parent, "account"), "acct")))
+        addressed = [] if author == self.own_author().handle else [author]
+        body = {
+            "status": _addressed(post.text, addressed),
+            "in_reply_to_id": post.in_reply_to,
+            "visibility": visibility,
+        }
+        return self._create_status(body, idempotency_key)
+
+    def send_private_message(self, post: OutboundPost, *, idempotency_key: str) -> PublishedRef:
+        """A direct status: only the people it mentions see it, so the recipient is mentioned."""
+        if not post.recipient:
+            raise ConnectorError("a private message needs its recipient")
+        body: dict[str, Any] = {
+            "status": _addressed(post.text, [self.qualified(post.recipient)]),
+            "visibility": "direct",
+        }
+        if post.in_reply_to:
+            body["in_reply_to_id"] = post.in_reply_to
+        return self._create_status(body, idempotency_key)
+
+    def publish(
+        self, post: OutboundPost, *, idempotency_key: str, media_ids: Sequence[str] = ()
+    ) -> PublishedRef:
+        visibility = str(self.account.settings.get("visibility") or "public")
+        body: dict[str, Any] = {"status": post.text, "visibility": visibility}
+        if post.in_reply_to:
+            body["in_reply_to_id"] = post.in_reply_to
+        if media_ids:
+            body["media_ids"] = list(media_ids)
+        return self._create_status(body, idempotency_key)
+
+    def delete(self, remote_id: str) -> None:
+        self._call("DELETE", f"/api/v1/statuses/{quote(remote_id, safe='')}")
+
+    def get_status(self, remote_id: str) -> dict[str, Any]:
+        return _json_object(self._call("GET", f"/api/v1/statuses/{quote(remote_id, safe='')}"))
+
+    def metrics(self, remote_id: str) -> dict[str, int]:
+        """Likes (favourites), reposts (boosts) and replies of one status, as counted now."""
+        return _metrics(self.get_status(remote_id))
+
+    def upload_media(
+        self, content: bytes, *, filename: str, content_type: str, description: str = ""
+    ) -> str:
+        """Upload an image or video (``POST /api/v2/media``); returns the id to publish with.
+
+        Large files may still be processing (202) when this returns; the server accepts their id
+        in a status once it is done, and answers 422 before that.
+        """
+        response = self._call(
+            "POST",
+            "/api/v2/media",
+            files={"file": (filename, content, content_type)},
+            data={"description": description} if description else None,
+        )
+        return str(_required(_json_object(response), "id"))
+
+    def _create_status(self, body: dict[str, Any], idempotency_key: str) -> PublishedRef:
+        # The server keeps the key for an hour: a retry after a timeout gets the first status
+        # back instead of posting twice.
+        response = self._call(
+            "POST", "/api/v1/statuses", json=body, headers={"Idempotency-Key": idempotency_key}
+        )
+        status = _json_object(response)
+        return PublishedRef(
+            remote_id=str(_required(status, "id")),
+            created_at=_parse_time(status.get("created_at")),
+            url=str(status.get("url") or ""),
+        )
+
+
+def _payload_list(response: httpx.Response) -> list[Any]:
+    """A page of a timeline; anything else is logged whole and fails this poll clearly."""
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = response.text
+    if not isinstance(payload, list):
+        log_malformed(payload, MalformedPayloadError(f"{response.request.url.path}: not a list"))
+        raise ConnectorError(f"{response.request.url.path} answered something that is not a list")
+    return payload
+
+
+def _newest_id(page: list[Any]) -> str:
+    """The newest id of a page when the server sent no ``Link`` header.
+
+    Ids are opaque strings; Mastodon's are numbers, which order as numbers. Otherwise trust the
+    documented order, newest first.
+    """
+    ids = [str(entry.get("id") or "") for entry in page if isinstance(entry, dict)]
+    if ids and all(i.isdigit() for i in ids):
+        return max(ids, key=int)
+    return ids[0] if ids else ""
+
+
+def _addressed(text: str, handles: Iterable[str]) -> str:
+    """Prefix the mentions a status needs to reach its people, unless the text has them."""
+    written = {f"{match.group(0).lstrip('@').lower()}" for match in _MENTION.finditer(text)}
+    missing = [
+        handle
+        for handle in handles
+        if handle.lower() not in written and handle.split("@")[0].lower() not in written
+    ]
+    return " ".join([*(f"@{handle}" for handle in missing), text])

@@ -1,0 +1,30 @@
+from celery import shared_task
+
+from relais.connectors.actions import do_poll_bluesky_account, do_recount_engagements
+from relais.connectors.models import AccountStatus, ConnectedAccount
+
+
+@shared_task(name="relais.connectors.poll_bluesky_all")
+def poll_bluesky_all() -> int:
+    """Fan out one firehose read per active Bluesky account (skipped while a consumer runs)."""
+    account_ids = list(
+        ConnectedAccount.objects.filter(network="bluesky", status=AccountStatus.ACTIVE).values_list(
+            "pk", flat=True
+        )
+    )
+    for account_id in account_ids:
+        poll_bluesky_account.delay(account_id)
+    return len(account_ids)
+
+
+@shared_task(name="relais.connectors.poll_bluesky_account")
+def poll_bluesky_account(account_id: int) -> int:
+    report = do_poll_bluesky_account(account_id)
+    if report.has_more:
+        poll_bluesky_account.delay(account_id)  # a busy relay drains without waiting for beat
+    return report.accepted
+
+
+@shared_task(name="relais.connectors.recount_engagements")
+def recount_engagements(workspace_id: int, network: str, subjects: list[str]) -> None:
+    do_recount_engagements(workspace_id, network, subjects)

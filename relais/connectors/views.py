@@ -1,0 +1,57 @@
+"""The connected accounts page and the Bluesky connection form. Thin: authorize, act, render."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from relais.accounts.access import WorkspaceRequest, workspace_view
+from relais.accounts.roles import Capability
+from relais.connectors import queries
+from relais.connectors.actions import do_connect_bluesky_account
+from relais.connectors.networks.bluesky import DEFAULT_PLC, DEFAULT_SERVICE
+from relais.core.errors import RelaisError
+
+
+@workspace_view(Capability.MANAGE_ACCOUNTS)
+def accounts(request: WorkspaceRequest) -> HttpResponse:
+    return _render(request, handle="", service=DEFAULT_SERVICE, plc=DEFAULT_PLC)
+
+
+@workspace_view(Capability.MANAGE_ACCOUNTS)
+@require_POST
+def connect_bluesky(request: WorkspaceRequest) -> HttpResponse:
+    handle = request.POST.get("handle", "")
+    service = request.POST.get("service", "") or DEFAULT_SERVICE
+    plc = request.POST.get("plc", "") or DEFAULT_PLC
+    try:
+        account = do_connect_bluesky_account(
+            request.workspace,
+            handle,
+            request.POST.get("app_password", ""),
+            actor=request.user,
+            service=service,
+            plc=plc,
+        )
+    except RelaisError as exc:
+        messages.error(request, str(exc))
+        return _render(request, handle=handle, service=service, plc=plc, status=400)
+    messages.success(request, _("@%(handle)s is connected.") % {"handle": account.handle})
+    return redirect("accounts", request.workspace.slug)
+
+
+def _render(
+    request: WorkspaceRequest, *, handle: str, service: str, plc: str, status: int = 200
+) -> HttpResponse:
+    context = {
+        "workspace": request.workspace,
+        "nav": "accounts",
+        "accounts": queries.connected_accounts(request.workspace.pk),
+        "handle": handle,
+        "service": service,
+        "plc": plc,
+    }
+    return render(request, "connectors/accounts.html", context, status=status)
