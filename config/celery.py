@@ -23,3 +23,6 @@ def schedule_periodic_work(sender: Celery, **_kwargs: object) -> None:
     )
     sender.add_periodic_task(60.0, sender.signature("relais.listening.evaluate_alerts"))
     sender.add_periodic_task(10.0, sender.signature("relais.connectors.poll_bluesky_all"))
+    sender.add_periodic_task(
+        settings.RELAIS["POLL_SECONDS"], sender.signature("relais.connectors.poll_accounts")
+    )

@@ -176,6 +176,8 @@ RELAIS = {
     "SANDBOX_TICK_SECONDS": float(os.environ.get("RELAIS_SANDBOX_TICK_SECONDS", "2")),
     "PIPELINE_SWEEP_SECONDS": float(os.environ.get("RELAIS_PIPELINE_SWEEP_SECONDS", "10")),
     "PIPELINE_BATCH_SIZE": int(os.environ.get("RELAIS_PIPELINE_BATCH_SIZE", "500")),
+    # How often Mastodon accounts and feeds are fetched (Bluesky streams; see connectors/).
+    "POLL_SECONDS": float(os.environ.get("RELAIS_POLL_SECONDS", "60")),
     # A reply whose parent has not arrived after this long is routed on its own.
     "ORPHAN_GRACE_SECONDS": float(os.environ.get("RELAIS_ORPHAN_GRACE_SECONDS", "60")),
 }

@@ -8,6 +8,8 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import URLValidator
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils.translation import gettext as _
@@ -31,6 +33,7 @@ from relais.connectors.networks.bluesky import (
     BlueskyPage,
     EngagementEvent,
 )
+from relais.connectors.networks.rss import RssConnector
 from relais.core import clock
 from relais.core.errors import ValidationFailedError
 from relais.core.events import publish_event
@@ -322,3 +325,84 @@ def _refresh_post_metrics(workspace_id: int, network: str, subjects: set[str]) -
         metrics = {**post.metrics, **dict.fromkeys(METRIC_NAMES.values(), 0)}
         metrics.update(counts.get(post.remote_id, {}))
         Post.objects.filter(pk=post.pk).update(metrics=metrics)
+
+
+# Networks read by a periodic fetch from the stored cursor (Bluesky has its own stream reader).
+POLLED_NETWORKS = ("mastodon", "rss")
+POLL_BACKOFF_SECONDS = 300.0
+
+
+def do_poll_account(account_id: int) -> PollReport:
+    """Fetch an account's items since its cursor; accept them and the new cursor together.
+
+    The cursor moves only with the accepted items, so a failure loses nothing. An expired
+    credential marks the account; a rate limit or an outage keeps the account's lease for the
+    wait the network asked for (or a backoff), so polls skip it meanwhile and the error shows.
+    """
+    if not take_lease(account_id):
+        return PollReport(0, has_more=False)
+    account = ConnectedAccount.objects.get(pk=account_id)
+    from relais.connectors.registry import connector_for
+
+    try:
+        page = connector_for(account).fetch(account.cursor)
+    except CredentialsExpiredError as exc:
+        release_lease(account_id)
+        do_mark_reconnect_needed(account, exc)
+        return PollReport(0, has_more=False)
+    except ConnectorError as exc:
+        wait = getattr(exc, "retry_after", None) or POLL_BACKOFF_SECONDS
+        ConnectedAccount.objects.filter(pk=account_id).update(
+            lease_until=clock.now() + timedelta(seconds=wait), last_error=str(exc)[:2000]
+        )
+        logger.warning("%r not polled, next try in %.0f s: %s", account, wait, exc)
+        return PollReport(0, has_more=False)
+    with transaction.atomic():
+        do_accept_items(account.workspace_id, account.network, page.items)
+        ConnectedAccount.objects.filter(pk=account_id).update(
+            cursor=page.cursor, last_error=getattr(page, "error", ""), lease_until=None
+        )
+    return PollReport(len(page.items), has_more=page.has_more)
+
+
+def check_feed_address(address: str) -> str:
+    url = address.strip()
+    validator = URLValidator(schemes=["http", "https"])
+    try:
+        validator(url)
+    except DjangoValidationError as exc:
+        raise ValidationFailedError(_("Enter the full address of a feed (https://…).")) from exc
+    return url
+
+
+def do_connect_feed(workspace: Workspace, address: str, *, actor: User | None) -> ConnectedAccount:
+    """Follow an RSS or Atom feed: read it once to prove it is one, keep what it holds."""
+    if actor is not None:
+        check_capability(actor, workspace, Capability.MANAGE_ACCOUNTS)
+    url = check_feed_address(address)
+    connector = RssConnector(
+        AccountContext(workspace_id=workspace.pk, handle=url[:255], settings={"url": url})
+    )
+    try:
+        page = connector.fetch(None)
+    except ConnectorError as exc:
+        raise ValidationFailedError(
+            _("The feed could not be read: %(error)s") % {"error": exc}
+        ) from exc
+    if page.error:
+        raise ValidationFailedError(
+            _("This address does not serve a feed: %(error)s") % {"error": page.error}
+        )
+    with transaction.atomic():
+        account, created = ConnectedAccount.objects.get_or_create(
+            workspace=workspace,
+            network=RssConnector.key,
+            handle=url[:255],
+            defaults={"display_name": url[:255], "settings": {"url": url}},
+        )
+        if created:
+            do_accept_items(workspace.pk, RssConnector.key, page.items)
+            account.cursor = page.cursor
+            account.save(update_fields=["cursor"])
+            record_audit(workspace, actor, "account.connected", account, network=RssConnector.key)
+    return account

@@ -7,4 +7,5 @@ from relais.connectors import views
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", views.accounts, name="accounts"),
     path("bluesky/", views.connect_bluesky, name="connect_bluesky"),
+    path("feeds/", views.connect_feed, name="connect_feed"),
 ]

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from relais.accounts.access import WorkspaceRequest, workspace_view
 from relais.accounts.roles import Capability
 from relais.connectors import queries
-from relais.connectors.actions import do_connect_bluesky_account
+from relais.connectors.actions import do_connect_bluesky_account, do_connect_feed
 from relais.connectors.networks.bluesky import DEFAULT_PLC, DEFAULT_SERVICE
 from relais.core.errors import RelaisError
 
@@ -43,8 +43,29 @@ def connect_bluesky(request: WorkspaceRequest) -> HttpResponse:
     return redirect("accounts", request.workspace.slug)
 
 
+@workspace_view(Capability.MANAGE_ACCOUNTS)
+@require_POST
+def connect_feed(request: WorkspaceRequest) -> HttpResponse:
+    address = request.POST.get("url", "")
+    try:
+        account = do_connect_feed(request.workspace, address, actor=request.user)
+    except RelaisError as exc:
+        messages.error(request, str(exc))
+        return _render(
+            request, handle="", service=DEFAULT_SERVICE, plc=DEFAULT_PLC, feed=address, status=400
+        )
+    messages.success(request, _("Relais follows %(url)s.") % {"url": account.settings["url"]})
+    return redirect("accounts", request.workspace.slug)
+
+
 def _render(
-    request: WorkspaceRequest, *, handle: str, service: str, plc: str, status: int = 200
+    request: WorkspaceRequest,
+    *,
+    handle: str,
+    service: str,
+    plc: str,
+    feed: str = "",
+    status: int = 200,
 ) -> HttpResponse:
     context = {
         "workspace": request.workspace,
@@ -53,5 +74,6 @@ def _render(
         "handle": handle,
         "service": service,
         "plc": plc,
+        "feed": feed,
     }
     return render(request, "connectors/accounts.html", context, status=status)

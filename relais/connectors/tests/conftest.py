@@ -3,6 +3,7 @@ from collections.abc import Iterator
 import pytest
 
 from relais.connectors.tests import bluesky_testbed
+from relais.connectors.tests.feedserver import FeedServer
 
 
 @pytest.fixture(scope="session")
@@ -13,3 +14,12 @@ def pds() -> Iterator[bluesky_testbed.Testbed]:
     testbed = bluesky_testbed.start()
     yield testbed
     testbed.stop()
+
+
+@pytest.fixture
+def feeds() -> Iterator[FeedServer]:
+    """A local feed host; put fixture names under paths in ``feeds.files``."""
+    server = FeedServer()
+    yield server
+    server.httpd.shutdown()
+    server.httpd.server_close()
