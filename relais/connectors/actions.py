@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
@@ -23,7 +25,11 @@ from relais.connectors.base import (
     CredentialsExpiredError,
     InboundItem,
 )
-from relais.connectors.credentials import encrypt_credentials
+from relais.connectors.credentials import (
+    UnreadableCredentialsError,
+    decrypt_credentials,
+    encrypt_credentials,
+)
 from relais.connectors.models import AccountStatus, ConnectedAccount, Engagement
 from relais.connectors.networks.bluesky import (
     DEFAULT_FIREHOSE,
@@ -32,6 +38,14 @@ from relais.connectors.networks.bluesky import (
     BlueskyConnector,
     BlueskyPage,
     EngagementEvent,
+)
+from relais.connectors.networks.mastodon import (
+    AppRegistration,
+    MastodonConnector,
+    authorize_url,
+    exchange_code,
+    normalize_instance,
+    register_app,
 )
 from relais.connectors.networks.rss import RssConnector
 from relais.core import clock
@@ -405,4 +419,72 @@ def do_connect_feed(workspace: Workspace, address: str, *, actor: User | None) -
             account.cursor = page.cursor
             account.save(update_fields=["cursor"])
             record_audit(workspace, actor, "account.connected", account, network=RssConnector.key)
+    return account
+
+
+def do_start_mastodon_connection(
+    workspace: Workspace, address: str, *, actor: User, redirect_uri: str
+) -> tuple[str, str]:
+    """Register Relais on the admin's server; return where to send the admin's browser and the
+    pending connection to keep (encrypted) until the server sends the browser back."""
+    check_capability(actor, workspace, Capability.MANAGE_ACCOUNTS)
+    try:
+        instance = normalize_instance(address)
+    except ValueError as exc:
+        raise ValidationFailedError(
+            _("Enter the address of a Mastodon server (mastodon.social, say).")
+        ) from exc
+    try:
+        app = register_app(instance, client_name="Relais", redirect_uri=redirect_uri)
+    except ConnectorError as exc:
+        raise ValidationFailedError(
+            _("%(server)s did not register Relais: %(error)s") % {"server": instance, "error": exc}
+        ) from exc
+    state = secrets.token_urlsafe(24)
+    pending = {**asdict(app), "state": state, "workspace": workspace.pk}
+    return authorize_url(app, state=state), encrypt_credentials(pending)
+
+
+def do_finish_mastodon_connection(
+    workspace: Workspace, pending_token: str, *, code: str, state: str, actor: User
+) -> ConnectedAccount:
+    """Trade the code the server sent back for a token and keep the account it acts for."""
+    check_capability(actor, workspace, Capability.MANAGE_ACCOUNTS)
+    try:
+        pending = decrypt_credentials(pending_token)
+    except UnreadableCredentialsError:
+        pending = {}  # kept under another secret key: start again
+    if not state or pending.get("state") != state or pending.get("workspace") != workspace.pk:
+        raise ValidationFailedError(
+            _("This connection expired or was started elsewhere: connect the account again.")
+        )
+    app = AppRegistration(**{f.name: pending[f.name] for f in fields(AppRegistration)})
+    try:
+        credentials = exchange_code(app, code)
+        context = AccountContext(workspace_id=workspace.pk, handle="", credentials=credentials)
+        me = MastodonConnector(context).verify_credentials()
+    except CredentialsExpiredError as exc:
+        raise ValidationFailedError(
+            _("The server refused the authorization: connect the account again.")
+        ) from exc
+    except ConnectorError as exc:
+        raise ValidationFailedError(
+            _("%(server)s could not be reached: %(error)s") % {"server": app.instance, "error": exc}
+        ) from exc
+    domain = urlsplit(app.instance).hostname or ""
+    handle = f"{str(me.get('acct', '')).lower()}@{domain}"
+    with transaction.atomic():
+        account, created = ConnectedAccount.objects.get_or_create(
+            workspace=workspace,
+            network=MastodonConnector.key,
+            handle=handle[:255],
+            defaults={"display_name": str(me.get("display_name") or handle)[:255]},
+        )
+        account.settings = {**account.settings, "instance": app.instance, "domain": domain}
+        account.credentials = encrypt_credentials(credentials)
+        account.status, account.last_error = AccountStatus.ACTIVE, ""
+        account.status_changed_at = clock.now()
+        account.save()
+        action = "account.connected" if created else "account.reconnected"
+        record_audit(workspace, actor, action, account, network=MastodonConnector.key)
     return account

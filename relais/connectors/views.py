@@ -5,13 +5,19 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from relais.accounts.access import WorkspaceRequest, workspace_view
 from relais.accounts.roles import Capability
 from relais.connectors import queries
-from relais.connectors.actions import do_connect_bluesky_account, do_connect_feed
+from relais.connectors.actions import (
+    do_connect_bluesky_account,
+    do_connect_feed,
+    do_finish_mastodon_connection,
+    do_start_mastodon_connection,
+)
 from relais.connectors.networks.bluesky import DEFAULT_PLC, DEFAULT_SERVICE
 from relais.core.errors import RelaisError
 
@@ -55,6 +61,47 @@ def connect_feed(request: WorkspaceRequest) -> HttpResponse:
             request, handle="", service=DEFAULT_SERVICE, plc=DEFAULT_PLC, feed=address, status=400
         )
     messages.success(request, _("Relais follows %(url)s.") % {"url": account.settings["url"]})
+    return redirect("accounts", request.workspace.slug)
+
+
+PENDING_MASTODON = "relais.pending_mastodon_connection"
+
+
+@workspace_view(Capability.MANAGE_ACCOUNTS)
+@require_POST
+def connect_mastodon(request: WorkspaceRequest) -> HttpResponse:
+    """Step one: register Relais on the server, then send the browser there to approve."""
+    callback = reverse("mastodon_callback", args=[request.workspace.slug])
+    try:
+        authorize, pending = do_start_mastodon_connection(
+            request.workspace,
+            request.POST.get("instance", ""),
+            actor=request.user,
+            redirect_uri=request.build_absolute_uri(callback),
+        )
+    except RelaisError as exc:
+        messages.error(request, str(exc))
+        return _render(request, handle="", service=DEFAULT_SERVICE, plc=DEFAULT_PLC, status=400)
+    request.session[PENDING_MASTODON] = pending
+    return redirect(authorize)
+
+
+@workspace_view(Capability.MANAGE_ACCOUNTS)
+def mastodon_callback(request: WorkspaceRequest) -> HttpResponse:
+    """Step two: the server sent the browser back with a code (or the admin's refusal)."""
+    pending = request.session.pop(PENDING_MASTODON, "")
+    try:
+        account = do_finish_mastodon_connection(
+            request.workspace,
+            pending,
+            code=request.GET.get("code", ""),
+            state=request.GET.get("state", ""),
+            actor=request.user,
+        )
+    except RelaisError as exc:
+        messages.error(request, str(exc))
+        return redirect("accounts", request.workspace.slug)
+    messages.success(request, _("@%(handle)s is connected.") % {"handle": account.handle})
     return redirect("accounts", request.workspace.slug)
 
 

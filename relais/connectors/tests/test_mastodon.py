@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
+from django.urls import reverse
 
 from relais.accounts.models import User, Workspace
 from relais.connectors.actions import do_mark_reconnect_needed
@@ -471,6 +472,63 @@ def test_the_app_is_registered_per_instance_and_the_code_exchanged(server: Contr
         AccountContext(workspace_id=1, handle=BRAND, credentials=credentials)
     ).verify_credentials()
     assert me["acct"] == "trwnh"
+
+
+def test_an_admin_connects_an_account_through_the_servers_approval(
+    server: ContractServer, client: Any, workspace: Workspace, owner: User
+) -> None:
+    client.force_login(owner)
+    start = client.post(
+        reverse("connect_mastodon", args=[workspace.slug]), {"instance": server.url}
+    )
+
+    assert start.status_code == 302
+    approval = httpx.URL(start.url)
+    assert approval.path == "/oauth/authorize"
+    callback = approval.params["redirect_uri"]
+    assert callback == f"http://testserver/w/{workspace.slug}/accounts/mastodon/done/"
+    # The admin approves on the server, which sends the browser back with a code.
+    done = client.get(callback, {"code": "the-code", "state": approval.params["state"]})
+
+    assert done.status_code == 302
+    account = ConnectedAccount.objects.in_workspace(workspace.pk).get(network="mastodon")
+    assert account.handle == "trwnh@127.0.0.1"
+    assert account.settings["instance"] == server.url
+    assert TOKEN not in account.credentials  # encrypted at rest
+    assert server.violations == []
+    assert [r.path for r in server.requests] == [
+        "/api/v1/apps",
+        "/oauth/token",
+        "/api/v1/accounts/verify_credentials",
+    ]
+
+
+def test_a_callback_without_its_pending_connection_is_refused(
+    server: ContractServer, client: Any, workspace: Workspace, owner: User
+) -> None:
+    client.force_login(owner)
+    client.post(reverse("connect_mastodon", args=[workspace.slug]), {"instance": server.url})
+
+    forged = client.get(
+        reverse("mastodon_callback", args=[workspace.slug]), {"code": "c", "state": "forged"}
+    )
+
+    assert forged.status_code == 302
+    assert not ConnectedAccount.objects.in_workspace(workspace.pk).filter(network="mastodon")
+    assert server.served("/oauth/token") == []
+
+
+def test_only_account_managers_start_a_connection(
+    server: ContractServer, client: Any, workspace: Workspace, agent: User
+) -> None:
+    client.force_login(agent)
+
+    response = client.post(
+        reverse("connect_mastodon", args=[workspace.slug]), {"instance": server.url}
+    )
+
+    assert response.status_code == 404
+    assert server.requests == []
 
 
 @pytest.mark.parametrize(
