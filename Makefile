@@ -47,9 +47,12 @@ test-sqlite:
 	$(BIN)/pytest -n 2 --dist loadgroup -q
 
 # The same suite again on PostgreSQL (and the scale-out test on Redis) when the servers answer.
+# Browser and Bluesky tests start their own servers (a `relais run`, the PDS) whatever the
+# database: the SQLite pass runs them once.
 test-postgres:
 	@if $(BIN)/python -c "import psycopg; psycopg.connect('$(PG_URL)', connect_timeout=3).close()" 2>/dev/null; then \
-	  DATABASE_URL=$(PG_URL) RELAIS_TEST_REDIS_URL=$(REDIS_URL) $(BIN)/pytest -n 2 --dist loadgroup -q; \
+	  DATABASE_URL=$(PG_URL) RELAIS_TEST_REDIS_URL=$(REDIS_URL) \
+	    $(BIN)/pytest -n 2 --dist loadgroup -q -m "not browser and not bluesky"; \
 	else echo "PostgreSQL not reachable at $(PG_URL): PostgreSQL run skipped"; \
 	  if [ "$${CI:-}" = true ]; then exit 1; fi; fi
 
