@@ -1,9 +1,11 @@
 """Match posts against many listening queries at firehose speed.
 
 Each query is compiled into a predicate plus a set of *anchors*: positive terms such that every post
-the query matches contains at least one of them (a word or entity token, a wildcard stem, or the
-author). Posts are tokenized once; the anchors found in a post select the few candidate queries,
-and only those are evaluated. A post without anchors costs a tokenization and a few set operations.
+the query matches contains at least one of them (a word or entity token, a pair of tokens that
+must both be present, a wildcard stem, or the author). Posts are tokenized once; the anchors found
+in a post select the few candidate queries, and only those are evaluated. A phrase or two required
+words are anchored by a pair: a common word then selects only the posts that also hold the other.
+A post without anchors costs a tokenization and a few set operations.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ def _primary_language(lang: str | None) -> str:
     return (lang or "").replace("_", "-").partition("-")[0].lower()
 
 
+@functools.lru_cache(maxsize=65_536)
 def _author_key(handle: str | None) -> str:
     return normalize(handle or "").removeprefix("@")
 
@@ -116,30 +119,41 @@ def evaluate(node: Node, post: TokenizedPost) -> bool:  # noqa: PLR0911 - one re
 
 
 class _PostView:
-    """What compiled predicates read: the post's tokens plus the wildcard stems it satisfies."""
+    """What compiled predicates read: the post's tokens, and the wildcard stems it satisfies.
 
-    __slots__ = ("author", "lang", "network", "stems", "token_set", "tokens")
+    The stems are worked out on first use, by the matcher's `stems_of`: most posts never reach a
+    wildcard, and telling which stems their tokens start with is the dearest step left.
+    """
+
+    __slots__ = ("_stems", "_stems_of", "author", "lang", "network", "token_set", "tokens")
 
     def __init__(
         self,
         tokens: list[str],
         token_set: set[str],
-        stems: set[str],
+        stems_of: Callable[[set[str]], set[str]],
         post: MatchablePost,
         author: str | None,
     ) -> None:
         self.tokens = tokens
         self.token_set = token_set
-        self.stems = stems
+        self._stems_of = stems_of
+        self._stems: set[str] | None = None
         self.lang = _primary_language(post.lang)
         self.network = (post.network or "").lower()
         self.author = _author_key(post.author_handle) if author is None else author
 
+    def stems(self) -> set[str]:
+        if self._stems is None:
+            self._stems = self._stems_of(self.token_set)
+        return self._stems
+
 
 _Predicate = Callable[[_PostView], bool]
 
-# An anchor is ("token", normalized token), ("stem", wildcard stem) or ("author", handle).
-_Anchor = tuple[str, str]
+# An anchor is ("token", normalized token), ("pair", token, other token) when both must be
+# present, ("stem", wildcard stem) or ("author", handle).
+_Anchor = tuple[str, ...]
 
 
 def _single_token(node: Node) -> str | None:
@@ -162,7 +176,7 @@ def _compile(node: Node) -> _Predicate:  # noqa: PLR0911 - one return per node k
         case Phrase(tokens):
             return _has_run(list(tokens))
         case Prefix(stem):
-            return lambda view: stem in view.stems
+            return lambda view: stem in view.stems()
         case LangFilter(code):
             return lambda view: view.lang == code
         case NetworkFilter(network):
@@ -205,16 +219,17 @@ def _split_operands(operands: tuple[Node, ...]) -> tuple[frozenset[str], list[_P
 
 
 def _evaluation_cost(node: Node) -> int:
+    """Cheapest first; a wildcard comes last, as the first one a post meets costs the most."""
     match node:
         case Not(operand):
             return _evaluation_cost(operand)
         case LangFilter() | NetworkFilter() | AuthorFilter() | Word() | Hashtag() | Mention():
             return 0
-        case Prefix():
-            return 1
         case Phrase():
-            return 2
-    return 3
+            return 1
+        case Prefix():
+            return 3
+    return 2
 
 
 # Plain loops rather than all()/any() over a generator: this is the hot path, and a generator
@@ -257,14 +272,17 @@ def _anchors(node: Node) -> frozenset[_Anchor] | None:  # noqa: PLR0911
         case Mention(handle):
             return frozenset({("token", "@" + handle)})
         case Phrase(tokens):
-            # Any one token of the phrase will do; the longest is most likely the rarest.
-            return frozenset({("token", max(tokens, key=len))})
+            return frozenset({_token_anchor(_rarest(tokens))})
         case Prefix(stem):
             return frozenset({("stem", stem)})
         case AuthorFilter(handle):
             return frozenset({("author", handle)})
         case And(operands):
             choices = [anchors for op in operands if (anchors := _anchors(op)) is not None]
+            # Two words that must both be present select fewer posts than either one.
+            required = [anchor[1] for [anchor] in filter(_is_single_token, choices)]
+            if len(required) > 1:
+                choices.append(frozenset({_token_anchor(_rarest(required))}))
             return min(choices, key=_anchor_cost, default=None)
         case Or(operands):
             branches = [_anchors(operand) for operand in operands]
@@ -274,9 +292,24 @@ def _anchors(node: Node) -> frozenset[_Anchor] | None:  # noqa: PLR0911
     return None
 
 
+def _rarest(tokens: Iterable[str]) -> list[str]:
+    """At most two distinct tokens, the longest first: the longer, the likelier to be rare."""
+    return sorted(dict.fromkeys(tokens), key=len, reverse=True)[:2]
+
+
+def _token_anchor(tokens: list[str]) -> _Anchor:
+    return ("pair", *tokens) if len(tokens) == 2 else ("token", tokens[0])
+
+
+def _is_single_token(anchors: frozenset[_Anchor]) -> bool:
+    return len(anchors) == 1 and next(iter(anchors))[0] == "token"
+
+
 def _anchor_cost(anchors: frozenset[_Anchor]) -> int:
-    """Fewer anchors means fewer candidate hits; a stem hits more tokens than a whole word."""
-    return sum(3 if kind == "stem" else 1 for kind, _ in anchors)
+    """Fewer anchors means fewer candidate hits; a pair selects fewer posts than one token, and a
+    stem more tokens than a whole word."""
+    costs = {"pair": 1, "token": 2, "author": 2, "stem": 6}
+    return sum(costs[anchor[0]] for anchor in anchors)
 
 
 def _stems(node: Node) -> set[str]:
@@ -303,10 +336,13 @@ class Matcher(Generic[QueryId]):
         self._by_token: dict[str, list[int]] = {}
         self._by_stem: dict[str, list[int]] = {}
         self._by_author: dict[str, list[int]] = {}
+        # Queries anchored by two tokens, filed under the first and then the second.
+        self._by_pair: dict[str, dict[str, list[int]]] = {}
         # Every stem of every query, including negated ones, filed under its first letters.
         self._stems_by_head: dict[str, set[str]] = {}
         for query_id, query in queries:
             self._add(query_id, query)
+        self._pair_heads = frozenset(self._by_pair)
         self._forget_tokens()
 
     def _add(self, query_id: QueryId, query: Query) -> None:
@@ -317,8 +353,11 @@ class Matcher(Generic[QueryId]):
         if anchors is None:
             raise ValueError(f"query {query_id!r} has no positive term to index it by")
         indexes = {"token": self._by_token, "stem": self._by_stem, "author": self._by_author}
-        for kind, key in anchors:
-            indexes[kind].setdefault(key, []).append(index)
+        for kind, key, *second in anchors:
+            if second:
+                self._by_pair.setdefault(key, {}).setdefault(second[0], []).append(index)
+            else:
+                indexes[kind].setdefault(key, []).append(index)
         for stem in _stems(query.root):
             self._stems_by_head.setdefault(stem[:MIN_STEM_LENGTH], set()).add(stem)
 
@@ -338,8 +377,6 @@ class Matcher(Generic[QueryId]):
         self._learn(self._by_token.keys())
 
     def _learn(self, tokens: Iterable[str]) -> None:
-        if len(self._seen) > TOKEN_MEMO_LIMIT:
-            self._forget_tokens()
         for token in tokens:
             stems = frozenset(
                 stem
@@ -360,20 +397,35 @@ class Matcher(Generic[QueryId]):
     def match(self, post: MatchablePost) -> list[QueryId]:
         tokens = tokenize(post.text)
         token_set = set(tokens)
-        if not token_set.issubset(self._seen):
-            self._learn(token_set - self._seen)
+        if self._by_stem:  # queries anchored by a stem: learn which tokens satisfy one first
+            self._learn_new(token_set)
         hits = map(self._queries_by_token.__getitem__, token_set & self._query_tokens)
         candidates: set[int] = set().union(*hits)
+        for head in token_set & self._pair_heads:
+            seconds = self._by_pair[head]
+            if not seconds.keys().isdisjoint(token_set):  # mostly disjoint: no set built
+                for second in seconds.keys() & token_set:
+                    candidates.update(seconds[second])
         author = None
         if self._by_author:
             author = _author_key(post.author_handle)
             candidates.update(self._by_author.get(author, ()))
         if not candidates:
             return []
-        stem_hits = map(self._stems_by_token.__getitem__, token_set & self._stem_tokens)
-        view = _PostView(tokens, token_set, set().union(*stem_hits), post, author)
+        view = _PostView(tokens, token_set, self._stems_of, post, author)
         predicates, query_ids = self._predicates, self._query_ids
         return [query_ids[index] for index in sorted(candidates) if predicates[index](view)]
+
+    def _learn_new(self, token_set: set[str]) -> None:
+        if not token_set.issubset(self._seen):
+            # Forget before working out what is new, so that every token of this post is known.
+            if len(self._seen) > TOKEN_MEMO_LIMIT:
+                self._forget_tokens()
+            self._learn(token_set - self._seen)
+
+    def _stems_of(self, token_set: set[str]) -> set[str]:
+        self._learn_new(token_set)
+        return set().union(*map(self._stems_by_token.__getitem__, token_set & self._stem_tokens))
 
     def match_many(self, posts: Iterable[MatchablePost]) -> list[list[QueryId]]:
         return [self.match(post) for post in posts]
