@@ -4,7 +4,10 @@ import os
 
 from celery import Celery
 
+from relais.core.broker import use_atomic_filesystem_transport
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+use_atomic_filesystem_transport()
 
 app = Celery("relais")
 app.config_from_object("django.conf:settings", namespace="CELERY")
