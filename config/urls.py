@@ -8,4 +8,5 @@ urlpatterns = [
     path("accounts/", include("relais.accounts.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
+    path("l/", include("relais.publishing.public_urls")),
 ]

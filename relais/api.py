@@ -178,6 +178,7 @@ def reply(request: HttpRequest, conversation_id: int, body: ReplyIn) -> Any:
 
 
 api.add_router("/listening/", "relais.listening.api.router")
+api.add_router("/publishing/", "relais.publishing.api.router")
 
 
 @api.exception_handler(Http404)

@@ -10,6 +10,8 @@ import uuid
 from datetime import datetime
 from functools import cache
 
+from django.db import IntegrityError, transaction
+
 from relais.core import clock
 from relais.sandbox.dataset import DATASETS, DatasetLoad, load_rows
 from relais.sandbox.models import SandboxOutbound
@@ -40,18 +42,25 @@ def accept_outbound(
     ).first()
     if existing is not None:
         return existing
-    return SandboxOutbound.objects.create(
-        workspace_id=workspace_id,
-        remote_id=f"{dataset}:sent-{uuid.uuid4().hex[:16]}",
-        dataset=dataset,
-        author_handle=author_handle,
-        kind=kind,
-        text=text,
-        in_reply_to=in_reply_to,
-        recipient=recipient,
-        idempotency_key=idempotency_key,
-        created_at=clock.now(),
-    )
+    try:
+        with transaction.atomic():
+            return SandboxOutbound.objects.create(
+                workspace_id=workspace_id,
+                remote_id=f"{dataset}:sent-{uuid.uuid4().hex[:16]}",
+                dataset=dataset,
+                author_handle=author_handle,
+                kind=kind,
+                text=text,
+                in_reply_to=in_reply_to,
+                recipient=recipient,
+                idempotency_key=idempotency_key,
+                created_at=clock.now(),
+            )
+    except IntegrityError:
+        # Two senders with the same key at the same moment: the first one's post is the post.
+        return SandboxOutbound.objects.get(
+            workspace_id=workspace_id, idempotency_key=idempotency_key
+        )
 
 
 def take_undelivered(workspace_id: int, dataset: str, limit: int) -> list[SandboxOutbound]:

@@ -1,0 +1,56 @@
+"""Pages anyone reaches from a post: the short-link redirect and an offer's landing page."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from relais.core import clock
+from relais.core.errors import RelaisError
+from relais.publishing import links
+from relais.publishing.actions import do_claim
+from relais.publishing.models import Offer, TrackedLink
+
+FORWARDER_PARAM = "via"
+
+
+@require_GET
+def follow_link(request: HttpRequest, code: str) -> HttpResponse:
+    """Redirect at once; the click is queued and written in a batch by ``links.recorder``."""
+    link = links.resolve(code)
+    if link is None:
+        raise Http404
+    forwarder = request.GET.get(FORWARDER_PARAM, "")
+    links.record_click(link, request, clock.now().date(), forwarder)
+    location = link.location
+    if forwarder:
+        location += ("&" if "?" in location else "?") + urlencode({FORWARDER_PARAM: forwarder})
+    response = HttpResponseRedirect(location)
+    response["Cache-Control"] = "private, no-store"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+def offer_landing(request: HttpRequest, code: str) -> HttpResponse:
+    link = TrackedLink.objects.select_related("offer").filter(code=code).first()
+    if link is None or link.offer is None:
+        raise Http404
+    context: dict[str, object] = {"offer": link.offer, "link": link}
+    status = 200
+    if request.method == "POST":
+        try:
+            context["claim"] = do_claim(
+                link.offer.pk,
+                link=link,
+                forwarder=request.POST.get(FORWARDER_PARAM, ""),
+                claimant=links.claimant_hash(link.offer.pk, request),
+            )
+        except RelaisError as refusal:
+            context["refusal"], status = str(refusal), 409
+        context["offer"] = Offer.objects.get(pk=link.offer.pk)
+    context["forwarder"] = request.GET.get(FORWARDER_PARAM) or request.POST.get(FORWARDER_PARAM, "")
+    return render(request, "publishing/landing.html", context, status=status)
