@@ -59,7 +59,9 @@ test-postgres:
 messages: install
 	cd relais && ../$(BIN)/relais makemessages -l fr --no-location && ../$(BIN)/relais compilemessages
 
+# Peers measured beside Relais in the benchmarks (not needed to run Relais).
 bench: install
+	$(BIN)/pip install --quiet --require-virtualenv -r requirements-bench.txt
 	$(BIN)/python benchmarks/pipeline.py --quick
 
 clean:

@@ -13,10 +13,12 @@ from typing import Any
 
 DATA_DIR = Path(__file__).parent / "data"
 GOLD_DIR = Path(__file__).parent / "gold"
+LABELLED_DIR = Path(__file__).parent / "labelled"  # hand-labelled intent/reason TRAINING posts
 CORPORA = (
     "semeval_en", "tweeteval_sentiment", "umsab", "airline", "traffic_fr", "traffic_en",
 )  # fmt: skip
 GOLD_SETS = ("gold_fr", "gold_en")
+LABELLED_SETS = ("train_fr", "train_en")
 
 Row = dict[str, Any]
 
@@ -26,9 +28,19 @@ def read(name: str) -> list[Row]:
         return [json.loads(line) for line in handle]
 
 
-def read_gold(name: str) -> list[Row]:
-    lines = (GOLD_DIR / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
+def _read_lines(path: Path) -> list[Row]:
+    lines = path.read_text(encoding="utf-8").splitlines()
     return [json.loads(line) for line in lines if line.strip()]
+
+
+def read_gold(name: str) -> list[Row]:
+    return _read_lines(GOLD_DIR / f"{name}.jsonl")
+
+
+def hand_labelled() -> list[Row]:
+    """The intent/reason training posts, labelled by hand like the gold sets and disjoint
+    from them (see docs/nlp.md)."""
+    return [row for name in LABELLED_SETS for row in _read_lines(LABELLED_DIR / f"{name}.jsonl")]
 
 
 def digest(path: Path) -> str:
@@ -41,6 +53,7 @@ def data_hashes() -> dict[str, str]:
     files += [
         GOLD_DIR / f"{name}.jsonl" for name in GOLD_SETS if (GOLD_DIR / f"{name}.jsonl").exists()
     ]
+    files += [LABELLED_DIR / f"{name}.jsonl" for name in LABELLED_SETS]
     return {path.name: digest(path) for path in files}
 
 

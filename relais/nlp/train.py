@@ -23,6 +23,12 @@ from relais.nlp.model import ARTIFACT_DIR, Head, Model, save
 SEED = 20251126
 EPOCHS = 30
 SENTIMENTS = ("negative", "neutral", "positive")
+AIRLINE_WEIGHT = 3.0  # chosen on an airline validation slice of the training split
+# Weights of the keyword rules' weak labels and of the airline reasons beside the hand labels,
+# chosen by 3-fold cross-validation on the hand-labelled set (never on the gold sets).
+WEAK_INTENT_WEIGHT = 0.1
+WEAK_REASON_WEIGHT = 0.3
+AIRLINE_REASON_WEIGHT = 0.2
 FEATURES = FeatureConfig(bits=18)
 # Airline complaint categories mapped onto Relais's reasons (see docs/nlp.md).
 AIRLINE_REASONS = {
@@ -63,11 +69,18 @@ def matrix(texts: list[str]) -> sp.csr_matrix:
     return features
 
 
-def fit(data: Examples, labels: tuple[str, ...], alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """(weights, bias) with columns in the order of ``labels``."""
+def fit(
+    data: Examples, labels: tuple[str, ...], alpha: float, average: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """(weights, bias) with columns in the order of ``labels``.
+
+    Averaged SGD (the mean of the iterates) gained about 3 points of macro recall on TweetEval
+    validation over the last iterate; the language head keeps the last iterate, which scored
+    higher on its own.
+    """
     classifier = SGDClassifier(
         loss="log_loss", alpha=alpha, max_iter=EPOCHS, tol=None, random_state=SEED,
-        class_weight="balanced",
+        class_weight="balanced", average=average,
     )  # fmt: skip
     classifier.fit(matrix(data.texts), data.labels, sample_weight=np.asarray(data.weights))
     order = [list(classifier.classes_).index(label) for label in labels]
@@ -100,8 +113,9 @@ def language_data() -> Examples:
 
 
 def english_sentiment_data() -> Examples:
+    """SemEval, plus the airline tweets weighted up: brand care traffic is what Relais reads."""
     return examples(corpora.semeval_train(), lambda r: r["label"]) + examples(
-        corpora.airline("train"), lambda r: r["label"]
+        corpora.airline("train"), lambda r: r["label"], AIRLINE_WEIGHT
     )
 
 
@@ -132,33 +146,39 @@ def _gold_or_empty(name: str) -> list[corpora.Row]:
 
 
 def traffic_rows() -> list[corpora.Row]:
-    """Unlabelled brand traffic minus every post of the gold sets."""
-    held_out = gold_ids()
+    """Unlabelled brand traffic minus every post of the gold sets and of the hand-labelled set."""
+    held_out = gold_ids() | {row["id"] for row in corpora.hand_labelled()}
     rows = corpora.read("traffic_fr") + corpora.read("traffic_en")
     return [row for row in rows if row["id"] not in held_out]
 
 
 def intent_data() -> Examples:
-    weak = examples(traffic_rows(), lambda r: keywords.intent(r["text"]))
-    complaints = [r for r in corpora.airline("train") if r["reason"]]
-    return weak + examples(complaints, lambda _: "complaint")
+    """Hand labels first; the keyword rules' guesses on the rest of the traffic, weighted down,
+    add vocabulary the few hundred hand-labelled posts do not cover."""
+    labelled = examples(corpora.hand_labelled(), lambda r: r["intent"])
+    weak = examples(traffic_rows(), lambda r: keywords.intent(r["text"]), WEAK_INTENT_WEIGHT)
+    return labelled + weak
 
 
 def reason_data() -> Examples:
-    weak_rows = [r for r in traffic_rows() if keywords.intent(r["text"]) == "complaint"]
+    labelled = [r for r in corpora.hand_labelled() if r["intent"] == "complaint"]
+    weak = [r for r in traffic_rows() if keywords.intent(r["text"]) == "complaint"]
     airline = [r for r in corpora.airline("train") if r["reason"]]
-    return examples(weak_rows, lambda r: keywords.reason(r["text"])) + examples(
-        airline, lambda r: AIRLINE_REASONS[r["reason"]]
+    return (
+        examples(labelled, lambda r: r["reason"])
+        + examples(weak, lambda r: keywords.reason(r["text"]), WEAK_REASON_WEIGHT)
+        + examples(airline, lambda r: AIRLINE_REASONS[r["reason"]], AIRLINE_REASON_WEIGHT)
     )
 
 
+LANGUAGES = ("ar", "de", "en", "es", "fr", "hi", "it", "pt")
 HEADS: tuple[tuple[str, tuple[str, ...], Callable[[], Examples], float], ...] = (
-    ("lang", ("ar", "de", "en", "es", "fr", "hi", "it", "pt"), language_data, 1e-6),
-    ("sentiment_en", SENTIMENTS, english_sentiment_data, 3e-6),
-    ("sentiment_fr", SENTIMENTS, french_sentiment_data, 1e-4),
+    ("lang", LANGUAGES, language_data, 1e-6),
+    ("sentiment_en", SENTIMENTS, english_sentiment_data, 1e-6),
+    ("sentiment_fr", SENTIMENTS, french_sentiment_data, 1e-5),
     ("sentiment_multi", SENTIMENTS, multilingual_sentiment_data, 3e-5),
-    ("intent", keywords.INTENTS, intent_data, 1e-5),
-    ("reason", keywords.REASONS, reason_data, 1e-5),
+    ("intent", keywords.INTENTS, intent_data, 3e-6),
+    ("reason", keywords.REASONS, reason_data, 3e-6),
 )
 
 
@@ -169,7 +189,7 @@ def train(
     column = 0
     for name, labels, load_data, alpha in HEADS:
         started = time.perf_counter()
-        weights, bias = fit(load_data(), labels, alpha)
+        weights, bias = fit(load_data(), labels, alpha, average=name != "lang")
         if name == "sentiment_en":
             val = corpora.tweeteval("val")
             bias = tune_macro_recall_offsets(
