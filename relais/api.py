@@ -5,15 +5,11 @@ from typing import Any
 
 from django.http import Http404, HttpRequest
 from ninja import NinjaAPI, Query, Schema
-from ninja.errors import HttpError
 from ninja.pagination import LimitOffsetPagination, paginate
 from ninja.security import HttpBearer
 
 from relais.accounts.actions import authenticate_api_token
 from relais.accounts.models import ApiToken
-from relais.core.errors import PermissionDeniedError, RelaisError
-from relais.inbox import actions as inbox_actions
-from relais.inbox import queries as inbox_queries
 from relais.pipeline.models import Post
 
 
@@ -76,53 +72,6 @@ class PostFilter(Schema):
     q: str | None = None
 
 
-class ConversationOut(Schema):
-    id: int
-    status: str
-    network: str
-    account_handle: str
-    customer: AuthorOut
-    preview: str
-    message_count: int
-    last_message_at: datetime
-    assignee: str | None
-
-    @staticmethod
-    def resolve_network(obj: Any) -> str:
-        return str(obj.account.network)
-
-    @staticmethod
-    def resolve_account_handle(obj: Any) -> str:
-        return str(obj.account.handle)
-
-    @staticmethod
-    def resolve_assignee(obj: Any) -> str | None:
-        return obj.assignee.username if obj.assignee else None
-
-
-class MessageOut(Schema):
-    direction: str
-    post: PostOut
-
-
-class ConversationDetailOut(ConversationOut):
-    messages: list[MessageOut]
-
-    @staticmethod
-    def resolve_messages(obj: Any) -> Any:
-        return inbox_queries.thread(obj)
-
-
-class ReplyIn(Schema):
-    text: str
-    private: bool = False
-    idempotency_key: str
-
-
-class ErrorOut(Schema):
-    detail: str
-
-
 @api.get("/posts", response=list[PostOut], tags=["posts"])
 @paginate(LimitOffsetPagination)
 def list_posts(request: HttpRequest, filters: Query[PostFilter]) -> Any:
@@ -139,46 +88,9 @@ def list_posts(request: HttpRequest, filters: Query[PostFilter]) -> Any:
     return posts.order_by("-created_at", "-pk")
 
 
-@api.get("/conversations", response=list[ConversationOut], tags=["conversations"])
-@paginate(LimitOffsetPagination)
-def list_conversations(request: HttpRequest, status: str = "") -> Any:
-    return inbox_queries.conversations(_token(request).workspace_id, status=status)
-
-
-@api.get(
-    "/conversations/{conversation_id}",
-    response={200: ConversationDetailOut, 404: ErrorOut},
-    tags=["conversations"],
-)
-def get_conversation(request: HttpRequest, conversation_id: int) -> Any:
-    return inbox_queries.conversation(_token(request).workspace_id, conversation_id)
-
-
-@api.post(
-    "/conversations/{conversation_id}/reply",
-    response={201: PostOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut},
-    tags=["conversations"],
-)
-def reply(request: HttpRequest, conversation_id: int, body: ReplyIn) -> Any:
-    token = _token(request)
-    found = inbox_queries.conversation(token.workspace_id, conversation_id)
-    try:
-        post = inbox_actions.do_send_reply(
-            token.user,
-            found,
-            body.text,
-            idempotency_key=body.idempotency_key[:64],
-            private=body.private,
-        )
-    except PermissionDeniedError as error:
-        raise HttpError(403, str(error)) from error
-    except RelaisError as error:
-        raise HttpError(400, str(error)) from error
-    return 201, post
-
-
-api.add_router("/listening/", "relais.listening.api.router")
+api.add_router("/", "relais.inbox.api.router")
 api.add_router("/publishing/", "relais.publishing.api.router")
+api.add_router("/listening/", "relais.listening.api.router")
 
 
 @api.exception_handler(Http404)

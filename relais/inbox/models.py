@@ -1,4 +1,4 @@
-"""Conversations with customers, the posts they hold, notes, and contacts."""
+"""Conversations with customers, the posts they hold, notes, contacts, teams and SLA policies."""
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -7,11 +7,22 @@ from relais.core.models import WorkspaceOwned
 
 
 class Contact(WorkspaceOwned):
-    """One person across networks; authors on several networks point here."""
+    """One person across networks; authors on several networks point here.
+
+    Routing creates one per author (``origin_author`` keeps that idempotent when two workers
+    route the same author at once); merging moves every author of one contact to another.
+    """
 
     display_name = models.CharField(max_length=255)
     attributes = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    origin_author = models.OneToOneField(
+        "pipeline.Author", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "display_name"])]
 
     def __str__(self) -> str:
         return self.display_name
@@ -38,10 +49,34 @@ class Conversation(WorkspaceOwned):
     assignee = models.ForeignKey(
         "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    team = models.ForeignKey(
+        "inbox.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    tags = models.JSONField(default=list, blank=True)
     preview = models.CharField(max_length=280, blank=True)
     message_count = models.PositiveIntegerField(default=0)
     last_message_at = models.DateTimeField(db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Waiting and priority: ``waiting_since`` is the oldest customer message the brand has not
+    # answered; ``urgent_since`` moves it earlier by the customer's weight (followers,
+    # sentiment, intent), so ordering by it ranks by priority and the score grows with time.
+    opened_at = models.DateTimeField(null=True, blank=True)  # the customer's first message
+    waiting_since = models.DateTimeField(null=True, blank=True)
+    urgent_since = models.DateTimeField(null=True, blank=True)
+    priority_boost_minutes = models.PositiveIntegerField(default=0)
+    # Service levels: deadlines set from the workspace's SLA policy, and what happened.
+    first_response_due = models.DateTimeField(null=True, blank=True)
+    resolution_due = models.DateTimeField(null=True, blank=True)
+    first_response_at = models.DateTimeField(null=True, blank=True)
+    first_response_seconds = models.FloatField(null=True, blank=True)
+    first_responder = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution_seconds = models.FloatField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         constraints = [
@@ -52,6 +87,23 @@ class Conversation(WorkspaceOwned):
         indexes = [
             models.Index(fields=["workspace", "status", "-last_message_at"]),
             models.Index(fields=["workspace", "-last_message_at"]),
+            # Covers the inbox list (ids by priority, then fetched) and the breach count, so
+            # neither reads the table rows of every unresolved conversation.
+            models.Index(
+                fields=[
+                    "workspace",
+                    "status",
+                    "urgent_since",
+                    "last_message_at",
+                    "id",
+                    "first_response_at",
+                    "first_response_due",
+                    "resolution_due",
+                ],
+                name="inbox_queue",
+            ),
+            models.Index(fields=["workspace", "assignee", "status"]),
+            models.Index(fields=["workspace", "customer"]),
         ]
 
     def __str__(self) -> str:
@@ -79,12 +131,188 @@ class Message(WorkspaceOwned):
 
 
 class Note(WorkspaceOwned):
-    """An internal note on a conversation, never sent to the customer."""
+    """An internal note on a conversation or a contact, never sent to the customer."""
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="notes")
+    conversation = models.ForeignKey(
+        Conversation, null=True, blank=True, on_delete=models.CASCADE, related_name="notes"
+    )
+    contact = models.ForeignKey(
+        Contact, null=True, blank=True, on_delete=models.CASCADE, related_name="notes"
+    )
     author = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
     text = models.TextField()
+    mentions = models.ManyToManyField("accounts.User", blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return f"note #{self.pk}"
+
+
+class Team(WorkspaceOwned):
+    name = models.CharField(max_length=100)
+    members = models.ManyToManyField("accounts.User", blank=True, related_name="care_teams")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="team_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AgentState(WorkspaceOwned):
+    """What automatic assignment knows of an agent: capacity, leave, when last seen and given."""
+
+    user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="+")
+    capacity = models.PositiveIntegerField(default=10)
+    on_leave = models.BooleanField(default=False)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    last_assigned_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "user"], name="one_agent_state")
+        ]
+
+    def __str__(self) -> str:
+        return f"agent {self.user_id}"
+
+
+class AssignmentRule(WorkspaceOwned):
+    """New conversations whose first post matches every filled criterion go to ``team``.
+
+    Empty criteria match anything; rules are tried in ``position`` order, the first match wins.
+    """
+
+    name = models.CharField(max_length=100)
+    position = models.PositiveIntegerField(default=0)
+    network = models.CharField(max_length=32, blank=True)
+    language = models.CharField(max_length=8, blank=True)
+    keyword = models.CharField(max_length=100, blank=True)
+    intent = models.CharField(max_length=20, blank=True)
+    reason = models.CharField(max_length=24, blank=True)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE)
+    auto_assign = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SlaPolicy(WorkspaceOwned):
+    """A workspace's targets, counted in business time in its time zone."""
+
+    first_response_minutes = models.PositiveIntegerField(default=60)
+    resolution_minutes = models.PositiveIntegerField(default=24 * 60)
+    time_zone = models.CharField(max_length=64, default="UTC")
+    business_start = models.TimeField(null=True, blank=True)  # empty: round the clock
+    business_end = models.TimeField(null=True, blank=True)
+    business_days = models.JSONField(default=list, blank=True)  # 0 = Monday; empty: every day
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace"], name="one_sla_policy")]
+
+    def __str__(self) -> str:
+        return f"SLA of workspace {self.workspace_id}"
+
+
+class InboxSettings(WorkspaceOwned):
+    """Workspace-wide inbox options."""
+
+    approval_required = models.BooleanField(
+        default=False, help_text="Agents' replies wait for a manager's approval before going out."
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace"], name="one_inbox_settings")]
+
+    def __str__(self) -> str:
+        return f"inbox settings of workspace {self.workspace_id}"
+
+
+class CannedReply(WorkspaceOwned):
+    """A saved answer; {customer_name}, {agent_name} and {ticket} are filled when inserted."""
+
+    title = models.CharField(max_length=100)
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class ReplyState(models.TextChoices):
+    SENDING = "sending", _("Sending")
+    AWAITING_APPROVAL = "awaiting_approval", _("Awaiting approval")
+    FAILED = "failed", _("Failed")
+    SENT = "sent", _("Sent")
+
+
+class OutgoingReply(WorkspaceOwned):
+    """A reply written in Relais, kept from the moment it is submitted.
+
+    It stays in the conversation when the network refuses it (with the reason, for a retry with
+    the same idempotency key) or while it waits for approval, so nothing typed is lost.
+    """
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="outgoing_replies"
+    )
+    author = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    text = models.TextField()
+    private = models.BooleanField(default=False)
+    idempotency_key = models.CharField(max_length=64)
+    state = models.CharField(max_length=20, choices=ReplyState.choices)
+    error = models.CharField(max_length=500, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    approved_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    post = models.ForeignKey(
+        "pipeline.Post", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "idempotency_key"], name="outgoing_reply_key"
+            )
+        ]
+        indexes = [models.Index(fields=["conversation", "state"])]
+
+    def __str__(self) -> str:
+        return f"reply {self.idempotency_key} ({self.state})"
+
+
+class Draft(WorkspaceOwned):
+    """What an agent is typing, saved as they type so closing the page loses nothing."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="+")
+    text = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "user"], name="one_draft_per_agent")
+        ]
+
+    def __str__(self) -> str:
+        return f"draft of {self.user_id} on {self.conversation_id}"
+
+
+class Viewer(WorkspaceOwned):
+    """Who has a conversation open, and who is typing in it, for the collision warning."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="+")
+    seen_at = models.DateTimeField()
+    typing_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "user"], name="one_viewer_row")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} viewing {self.conversation_id}"

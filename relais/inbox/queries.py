@@ -1,36 +1,120 @@
-"""Reading conversations, always within one workspace."""
+"""Reading conversations, contacts, teams and rules, always within one workspace."""
 
 from __future__ import annotations
 
-from django.db.models import Count, QuerySet
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, F, Max, Q, QuerySet
+from django.db.models.functions import Lower
 from django.http import Http404
 
-from relais.inbox.models import Conversation, Message, Note, Status
+from relais.accounts.models import User
+from relais.core import clock
+from relais.inbox.models import (
+    AgentState,
+    AssignmentRule,
+    CannedReply,
+    Contact,
+    Conversation,
+    Draft,
+    InboxSettings,
+    Message,
+    Note,
+    OutgoingReply,
+    ReplyState,
+    SlaPolicy,
+    Status,
+    Team,
+    Viewer,
+)
+from relais.pipeline.models import Author
+
+SORTS = ("priority", "recent")
 
 
-def conversations(workspace_id: int, *, status: str = "") -> QuerySet[Conversation]:
-    rows = (
-        Conversation.objects.in_workspace(workspace_id)
-        .select_related("customer", "account", "assignee")
-        .order_by("-last_message_at", "-pk")
+@dataclass(frozen=True)
+class InboxFilter:
+    status: str = "unresolved"
+    assignee: str = ""  # "me", "none", or a user id
+    team: int | None = None
+    breached: bool = False
+    tag: str = ""
+    mentions: bool = False
+    sort: str = "priority"
+
+
+def breached_q(now: datetime) -> Q:
+    late_first = Q(first_response_at__isnull=True, first_response_due__lt=now)
+    late_resolution = Q(resolution_due__lt=now)
+    return ~Q(status=Status.RESOLVED) & (late_first | late_resolution)
+
+
+def conversations(
+    workspace_id: int, *, status: str = "", user: User | None = None, **filters: object
+) -> QuerySet[Conversation]:
+    chosen = InboxFilter(status=status, **filters)  # type: ignore[arg-type]
+    rows = Conversation.objects.in_workspace(workspace_id).select_related(
+        "customer", "account", "assignee", "team"
     )
-    if status in Status.values:
-        rows = rows.filter(status=status)
-    elif status == "unresolved":
+    if chosen.status in Status.values:
+        rows = rows.filter(status=chosen.status)
+    elif chosen.status == "unresolved":
         rows = rows.exclude(status=Status.RESOLVED)
-    return rows
+    if chosen.assignee == "me" and user is not None:
+        rows = rows.filter(assignee=user)
+    elif chosen.assignee == "none":
+        rows = rows.filter(assignee__isnull=True)
+    elif chosen.assignee.isdigit():
+        rows = rows.filter(assignee_id=int(chosen.assignee))
+    if chosen.team:
+        rows = rows.filter(team_id=chosen.team)
+    if chosen.breached:
+        rows = rows.filter(breached_q(clock.now()))
+    if chosen.tag:
+        rows = rows.filter(tags__icontains=f'"{chosen.tag}"')  # SQLite has no JSON contains
+    if chosen.mentions and user is not None:
+        rows = rows.filter(notes__mentions=user).distinct()
+    if chosen.sort == "priority":
+        return rows.order_by(F("urgent_since").asc(nulls_last=True), "-last_message_at", "-pk")
+    return rows.order_by("-last_message_at", "-pk")
+
+
+def page_of(rows: QuerySet[Conversation], number: str | None, size: int) -> Page:
+    """One page of a conversation list: ids first (from the covering index), then the rows.
+
+    Sorting thousands of unresolved conversations on their ids alone is several times
+    faster than sorting them with their customer, account and assignee joined.
+    """
+    page = Paginator(rows.values_list("pk", flat=True), size).get_page(number)
+    ids = list(page.object_list)
+    found = rows.order_by().in_bulk(ids)
+    page.object_list = [found[pk] for pk in ids if pk in found]  # type: ignore[misc]
+    return page
 
 
 def conversation(workspace_id: int, conversation_id: int) -> Conversation:
     found = (
         Conversation.objects.in_workspace(workspace_id)
-        .select_related("customer", "account", "assignee")
+        .select_related("customer__contact", "account", "assignee", "team")
         .filter(pk=conversation_id)
         .first()
     )
     if found is None:
         raise Http404
     return found
+
+
+def neighbours(
+    rows: QuerySet[Conversation], current_id: int, window: int = 200
+) -> tuple[int | None, int | None]:
+    """The conversations before and after one in a list, for next/previous navigation."""
+    ids = list(rows.values_list("pk", flat=True)[:window])
+    if current_id not in ids:
+        return None, ids[0] if ids else None
+    index = ids.index(current_id)
+    return (ids[index - 1] if index else None), (ids[index + 1] if index + 1 < len(ids) else None)
 
 
 def thread(conversation: Conversation) -> list[Message]:
@@ -51,6 +135,71 @@ def notes(conversation: Conversation) -> list[Note]:
     )
 
 
+def unsent_replies(conversation: Conversation) -> list[OutgoingReply]:
+    """Replies kept in the conversation that have not gone out: failed or awaiting approval."""
+    return list(
+        OutgoingReply.objects.in_workspace(conversation.workspace_id)
+        .filter(conversation=conversation)
+        .exclude(state=ReplyState.SENT)
+        .select_related("author")
+        .order_by("created_at")
+    )
+
+
+def outgoing_reply(workspace_id: int, conversation_id: int, reply_id: str) -> OutgoingReply:
+    found = (
+        OutgoingReply.objects.in_workspace(workspace_id)
+        .filter(conversation_id=conversation_id, pk=reply_id if reply_id.isdigit() else 0)
+        .select_related("conversation__account", "conversation__customer", "author")
+        .first()
+    )
+    if found is None:
+        raise Http404
+    return found
+
+
+def draft(conversation: Conversation, user: User) -> str:
+    found = Draft.objects.filter(conversation=conversation, user=user).first()
+    return found.text if found else ""
+
+
+VIEWING_WINDOW = timedelta(seconds=30)
+TYPING_WINDOW = timedelta(seconds=12)
+
+
+@dataclass(frozen=True)
+class Presence:
+    name: str
+    typing: bool
+
+
+def others_here(conversation: Conversation, user: User) -> list[Presence]:
+    """Colleagues with this conversation open right now, and whether they are typing."""
+    now = clock.now()
+    rows = (
+        Viewer.objects.filter(conversation=conversation, seen_at__gte=now - VIEWING_WINDOW)
+        .exclude(user=user)
+        .select_related("user")
+        .order_by("user__username")
+    )
+    return [
+        Presence(
+            name=row.user.get_full_name() or row.user.username,
+            typing=row.typing_at is not None and row.typing_at >= now - TYPING_WINDOW,
+        )
+        for row in rows
+    ]
+
+
+def canned_replies(workspace_id: int) -> list[CannedReply]:
+    return list(CannedReply.objects.in_workspace(workspace_id).order_by("title"))
+
+
+def approval_required(workspace_id: int) -> bool:
+    found = InboxSettings.objects.in_workspace(workspace_id).first()
+    return bool(found and found.approval_required)
+
+
 def status_counts(workspace_id: int) -> dict[str, int]:
     counts = dict.fromkeys(Status.values, 0)
     rows = (
@@ -61,3 +210,154 @@ def status_counts(workspace_id: int) -> dict[str, int]:
     )
     counts.update(dict(rows))
     return counts
+
+
+def breached_count(workspace_id: int) -> int:
+    return Conversation.objects.in_workspace(workspace_id).filter(breached_q(clock.now())).count()
+
+
+# Contacts ------------------------------------------------------------------------------------
+
+
+def contacts(workspace_id: int, search: str = "") -> QuerySet[Contact]:
+    rows = Contact.objects.in_workspace(workspace_id)
+    if search:
+        rows = rows.filter(
+            Q(display_name__icontains=search) | Q(authors__handle__icontains=search)
+        ).distinct()
+    return rows.annotate(
+        identity_count=Count("authors", distinct=True),
+        latest_conversation=Max("authors__conversations__id"),
+    ).order_by("display_name", "pk")
+
+
+def contact(workspace_id: int, contact_id: int) -> Contact:
+    found = Contact.objects.in_workspace(workspace_id).filter(pk=contact_id).first()
+    if found is None:
+        raise Http404
+    return found
+
+
+def contact_of(workspace_id: int, conversation_id: int) -> Contact:
+    """The contact of a conversation's customer (pages reach contacts this way)."""
+    found = (
+        Contact.objects.in_workspace(workspace_id)
+        .filter(authors__conversations__id=conversation_id)
+        .first()
+    )
+    if found is None:
+        raise Http404
+    return found
+
+
+def contact_links(workspace_id: int, contact_ids: list[int]) -> dict[int, int]:
+    """A conversation of each contact, to link to its page."""
+    return dict(
+        Contact.objects.in_workspace(workspace_id)
+        .filter(pk__in=contact_ids)
+        .annotate(latest=Max("authors__conversations__id"))
+        .values_list("pk", "latest")
+    )
+
+
+def identities(contact: Contact) -> list[Author]:
+    return list(
+        Author.objects.in_workspace(contact.workspace_id)
+        .filter(contact=contact)
+        .order_by("network", "handle")
+    )
+
+
+def contact_conversations(contact: Contact) -> QuerySet[Conversation]:
+    return (
+        Conversation.objects.in_workspace(contact.workspace_id)
+        .filter(customer__contact=contact)
+        .select_related("customer", "account", "assignee")
+        .order_by("-last_message_at", "-pk")
+    )
+
+
+def contact_notes(contact: Contact) -> list[Note]:
+    return list(
+        Note.objects.in_workspace(contact.workspace_id)
+        .filter(contact=contact)
+        .select_related("author")
+        .order_by("created_at")
+    )
+
+
+def merge_suggestions(
+    workspace_id: int, contact: Contact | None = None, limit: int = 20
+) -> list[list[Contact]]:
+    """Groups of contacts that share a handle or a display name (case-insensitive)."""
+    authors = Author.objects.in_workspace(workspace_id).filter(contact__isnull=False)
+    if contact is not None:
+        own = identities(contact)
+        handles = {a.handle.lower() for a in own}
+        names = {contact.display_name.lower()} | {a.name.lower() for a in own if a.name}
+        authors = authors.annotate(h=Lower("handle"), n=Lower("name")).filter(
+            Q(h__in=handles) | Q(n__in=names)
+        )
+        contact_ids = set(authors.values_list("contact_id", flat=True)) - {contact.pk}
+        others = list(Contact.objects.in_workspace(workspace_id).filter(pk__in=contact_ids))
+        return [[contact, *others]] if others else []
+    groups: list[set[int]] = []
+    for field in ("handle", "name"):
+        shared = (
+            authors.exclude(**{field: ""})
+            .annotate(key=Lower(field))
+            .values("key")
+            .annotate(contacts=Count("contact", distinct=True))
+            .filter(contacts__gt=1)
+            .values_list("key", flat=True)[:limit]
+        )
+        for key in shared:
+            ids = set(
+                authors.annotate(key=Lower(field))
+                .filter(key=key)
+                .values_list("contact_id", flat=True)
+            )
+            if ids not in groups:
+                groups.append(ids)
+    by_id = Contact.objects.in_workspace(workspace_id).in_bulk({i for g in groups for i in g})
+    return [sorted((by_id[i] for i in g), key=lambda c: c.pk) for g in groups[:limit]]
+
+
+# Teams, rules, agents, SLA -------------------------------------------------------------------
+
+
+def teams(workspace_id: int) -> list[Team]:
+    return list(
+        Team.objects.in_workspace(workspace_id).prefetch_related("members").order_by("name")
+    )
+
+
+def rules(workspace_id: int) -> list[AssignmentRule]:
+    return list(
+        AssignmentRule.objects.in_workspace(workspace_id)
+        .select_related("team")
+        .order_by("position", "pk")
+    )
+
+
+def members(workspace_id: int) -> QuerySet[User]:
+    return User.objects.filter(memberships__workspace_id=workspace_id).order_by("username")
+
+
+def agent_states(workspace_id: int) -> dict[int, AgentState]:
+    return {s.user_id: s for s in AgentState.objects.in_workspace(workspace_id)}
+
+
+def sla_policy(workspace_id: int) -> SlaPolicy | None:
+    return SlaPolicy.objects.in_workspace(workspace_id).first()
+
+
+def open_loads(workspace_id: int) -> dict[int, int]:
+    return dict(
+        Conversation.objects.in_workspace(workspace_id)
+        .exclude(status=Status.RESOLVED)
+        .filter(assignee__isnull=False)
+        .values("assignee_id")
+        .annotate(count=Count("id"))
+        .values_list("assignee_id", "count")
+    )

@@ -4,6 +4,13 @@ A post joins the conversation of the post it replies to. Otherwise a customer's 
 conversation when it is addressed to a connected brand account: it mentions the account, replies
 to one of the account's posts, or is a private message to it. The brand's own posts only join
 existing conversations (its historical replies are kept as the thread's history).
+
+"The same subject" is the thread: every reply in a thread joins it, and a person's private
+messages to an account form one conversation. A new public post opens a new conversation (the
+contact's page shows them all); joining by time or topic would make the inbox depend on the
+order in which concurrent workers store batches. A customer writing in a resolved or pending
+conversation reopens it. Each customer gets a contact, and new conversations go through the
+workspace's assignment rules.
 """
 
 from __future__ import annotations
@@ -11,13 +18,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from django.db.models import Count, Max
+from django.db.models import Count, Max, OuterRef, Subquery
 
 from relais.connectors.base import PostKind
 from relais.connectors.models import ConnectedAccount
 from relais.core.events import publish_event
-from relais.inbox.models import Conversation, Message, Status
-from relais.pipeline.models import Direction, Post, Routing
+from relais.inbox.assignment import auto_assign
+from relais.inbox.models import Contact, Conversation, Message, SlaPolicy
+from relais.inbox.progress import PROGRESS_FIELDS, apply_message
+from relais.pipeline.models import Author, Direction, Post, Routing
 
 
 def route_posts(
@@ -100,6 +109,8 @@ def _new_conversation_key(
     account = _addressed_account(post, accounts)
     if account is None:
         return None
+    if post.kind == PostKind.PRIVATE_MESSAGE and not post.parent_id:
+        return (account.pk, f"dm:{post.author.remote_id}")
     return (account.pk, post.thread_root_remote_id or post.remote_id)
 
 
@@ -139,6 +150,7 @@ def _store_messages(
         ],
         ignore_conflicts=True,
     )
+    _ensure_contacts(workspace_id, {post.author_id for post in new_keys.values()})
     keys = {key for _post, key in joined}
     conversations = {
         (c.account_id, c.thread_key): c
@@ -164,6 +176,28 @@ def _store_messages(
     _refresh_conversations(workspace_id, touched, joined, conversations)
 
 
+def _ensure_contacts(workspace_id: int, author_ids: set[int]) -> None:
+    """One contact per customer; safe when two workers meet the same new customer at once."""
+    missing = list(
+        Author.objects.in_workspace(workspace_id)
+        .filter(pk__in=author_ids, contact__isnull=True)
+        .values_list("pk", "name", "handle")
+    )
+    if not missing:
+        return
+    Contact.objects.bulk_create(
+        [
+            Contact(workspace_id=workspace_id, display_name=name or handle, origin_author_id=pk)
+            for pk, name, handle in missing
+        ],
+        ignore_conflicts=True,
+    )
+    new_customers = [pk for pk, _name, _handle in missing]
+    Author.objects.filter(pk__in=new_customers, contact__isnull=True).update(
+        contact=Subquery(Contact.objects.filter(origin_author=OuterRef("pk")).values("pk")[:1])
+    )
+
+
 def _refresh_conversations(
     workspace_id: int,
     touched: dict[int, Conversation],
@@ -171,6 +205,7 @@ def _refresh_conversations(
     conversations: dict[tuple[int, str], Conversation],
 ) -> None:
     """Recount rather than increment, so a batch processed twice leaves the same numbers."""
+    opened = {pk: c for pk, c in touched.items() if c.message_count == 0}
     stats = (
         Message.objects.filter(conversation_id__in=touched)
         .values("conversation_id")
@@ -180,13 +215,13 @@ def _refresh_conversations(
         conversation = touched[row["conversation_id"]]
         conversation.message_count = row["count"]
         conversation.last_message_at = row["last"]
+    policy = SlaPolicy.objects.in_workspace(workspace_id).first()
+    first_posts: dict[int, Post] = {}
     for post, key in joined:
         conversation = conversations[key]
-        if post.direction == Direction.INBOUND:
-            conversation.preview = post.text[:280]
-            if conversation.status in {Status.RESOLVED, Status.PENDING}:
-                conversation.status = Status.OPEN  # the customer wrote again
-    Conversation.objects.bulk_update(
-        list(touched.values()), ["message_count", "last_message_at", "preview", "status"]
-    )
+        apply_message(conversation, post, policy)
+        first_posts.setdefault(conversation.pk, post)
+    Conversation.objects.bulk_update(list(touched.values()), PROGRESS_FIELDS)
+    if opened:
+        auto_assign(workspace_id, [(c, first_posts[pk]) for pk, c in opened.items()])
     publish_event(workspace_id, "conversations.changed", {"ids": sorted(touched)[:200]})

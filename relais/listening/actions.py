@@ -442,6 +442,8 @@ def _apply_finding(
         )
         if current is None and finding.unusual:
             assert finding.started_at is not None
+            if _join_open_episode(query, metric):
+                return None
             try:
                 with transaction.atomic():
                     alert = Alert.objects.create(
@@ -473,6 +475,27 @@ def _apply_finding(
             current.peak = finding.observed
             current.save(update_fields=["peak", "updated_at"])
     return None
+
+
+def _join_open_episode(query: ListeningQuery, metric: str) -> bool:
+    """One crisis, one alert: a second unusual metric is noted on the query's open alert.
+
+    A surge of complaints raises volume and negative share together; two alerts (and two
+    notices) for it would be noise. The metric opens its own alert only once that one closed.
+    """
+    other = (
+        Alert.objects.select_for_update()
+        .filter(query=query, status=AlertStatus.OPEN)
+        .exclude(metric=metric)
+        .first()
+    )
+    if other is None:
+        return False
+    also = other.explanation.get("also_unusual", [])
+    if metric not in also:
+        other.explanation = {**other.explanation, "also_unusual": [*also, metric]}
+        other.save(update_fields=["explanation", "updated_at"])
+    return True
 
 
 def _notify(alert: Alert, event: str) -> None:

@@ -85,6 +85,7 @@ def test_one_alert_per_episode_closed_when_it_ends(workspace, history, at):
     assert alert.expected < 1
     assert "panne" in dict(alert.explanation["terms"])
     assert len(alert.explanation["post_ids"]) == 5
+    assert alert.explanation.get("also_unusual") in (None, ["negative_share"])
     for minute in range(20, 60, 5):
         do_evaluate_alerts(workspace.pk, now=at(SURGE + timedelta(minutes=minute)))
     alert.refresh_from_db()

@@ -1,0 +1,418 @@
+"""The care inbox in the REST API: conversations, messages, notes, assignment, status, replies,
+suggestions, contacts and teams, all scoped to the token's workspace."""
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from django.http import Http404, HttpRequest
+from ninja import Field, Query, Router, Schema
+from ninja.errors import HttpError
+from ninja.pagination import LimitOffsetPagination, paginate
+
+from relais.accounts.models import ApiToken
+from relais.core import clock
+from relais.core.errors import PermissionDeniedError, RelaisError
+from relais.inbox import actions, priority, queries, suggest
+from relais.inbox.models import Contact, Conversation, ReplyState
+
+router = Router(tags=["inbox"])
+Result = TypeVar("Result")
+
+
+def _token(request: HttpRequest) -> ApiToken:
+    return request.auth  # type: ignore[attr-defined]
+
+
+def _act(call: Callable[[], Result]) -> Result:
+    """Run an action; its refusals become 403 (not allowed), 409 (changed meanwhile) or 400."""
+    try:
+        return call()
+    except PermissionDeniedError as error:
+        raise HttpError(403, str(error)) from error
+    except actions.ConcurrentChangeError as error:
+        raise HttpError(409, str(error)) from error
+    except RelaisError as error:
+        raise HttpError(400, str(error)) from error
+
+
+class AuthorOut(Schema):
+    handle: str
+    name: str
+    followers: int | None
+
+
+class PostOut(Schema):
+    id: int
+    network: str
+    remote_id: str
+    kind: str
+    direction: str
+    author: AuthorOut
+    text: str
+    lang: str
+    created_at: datetime
+    in_reply_to_remote_id: str
+    thread_root_remote_id: str
+    metrics: dict[str, Any]
+    sentiment: str
+    intent: str
+    reason: str
+
+
+class ConversationOut(Schema):
+    id: int
+    status: str
+    network: str
+    account_handle: str
+    customer: AuthorOut
+    contact_id: int | None
+    preview: str
+    message_count: int
+    last_message_at: datetime
+    assignee: str | None
+    assignee_id: int | None
+    team: str | None
+    tags: list[str]
+    priority: int
+    waiting_since: datetime | None
+    first_response_due: datetime | None
+    resolution_due: datetime | None
+    first_response_seconds: float | None
+
+    @staticmethod
+    def resolve_network(obj: Conversation) -> str:
+        return str(obj.account.network)
+
+    @staticmethod
+    def resolve_account_handle(obj: Conversation) -> str:
+        return str(obj.account.handle)
+
+    @staticmethod
+    def resolve_contact_id(obj: Conversation) -> int | None:
+        return obj.customer.contact_id
+
+    @staticmethod
+    def resolve_assignee(obj: Conversation) -> str | None:
+        return obj.assignee.username if obj.assignee else None
+
+    @staticmethod
+    def resolve_team(obj: Conversation) -> str | None:
+        return obj.team.name if obj.team else None
+
+    @staticmethod
+    def resolve_priority(obj: Conversation) -> int:
+        return priority.score(obj.urgent_since, clock.now())
+
+
+class MessageOut(Schema):
+    direction: str
+    post: PostOut
+
+
+class NoteOut(Schema):
+    id: int
+    author: str
+    text: str
+    created_at: datetime
+    mentions: list[str]
+
+    @staticmethod
+    def resolve_author(obj: Any) -> str:
+        return str(obj.author.username)
+
+    @staticmethod
+    def resolve_mentions(obj: Any) -> list[str]:
+        return [user.username for user in obj.mentions.all()]
+
+
+class ReplyOut(Schema):
+    id: int
+    state: str
+    error: str
+    text: str
+    private: bool
+    author: str
+    post_id: int | None
+
+    @staticmethod
+    def resolve_author(obj: Any) -> str:
+        return str(obj.author.username)
+
+
+class ConversationDetailOut(ConversationOut):
+    messages: list[MessageOut]
+    notes: list[NoteOut]
+    unsent_replies: list[ReplyOut]
+
+    @staticmethod
+    def resolve_messages(obj: Conversation) -> Any:
+        return queries.thread(obj)
+
+    @staticmethod
+    def resolve_notes(obj: Conversation) -> Any:
+        return queries.notes(obj)
+
+    @staticmethod
+    def resolve_unsent_replies(obj: Conversation) -> Any:
+        return queries.unsent_replies(obj)
+
+
+class ConversationFilter(Schema):
+    status: str = ""
+    assignee: str = Field("", description='"me", "none" or a user id')
+    team: int | None = None
+    breached: bool = False
+    tag: str = ""
+    sort: str = Field("recent", description='"priority" or "recent"')
+
+
+class ReplyIn(Schema):
+    text: str
+    private: bool = False
+    idempotency_key: str
+
+
+class StatusIn(Schema):
+    status: str
+    expected: str | None = Field(None, description="the status you saw; 409 if it changed")
+
+
+class AssignIn(Schema):
+    assignee_id: int | None
+    expected_assignee_id: int | None = Field(
+        -1, description="who you saw holding it (null: nobody); 409 if it changed"
+    )
+
+
+class NoteIn(Schema):
+    text: str
+
+
+class TagsIn(Schema):
+    tags: list[str]
+
+
+class ErrorOut(Schema):
+    detail: str
+
+
+ERRORS = {400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}
+
+
+def _conversation(request: HttpRequest, conversation_id: int) -> Conversation:
+    return queries.conversation(_token(request).workspace_id, conversation_id)
+
+
+@router.get("/conversations", response=list[ConversationOut])
+@paginate(LimitOffsetPagination)
+def list_conversations(request: HttpRequest, filters: Query[ConversationFilter]) -> Any:
+    token = _token(request)
+    return queries.conversations(
+        token.workspace_id,
+        user=token.user,
+        status=filters.status,
+        assignee=filters.assignee,
+        team=filters.team,
+        breached=filters.breached,
+        tag=filters.tag,
+        sort=filters.sort if filters.sort in queries.SORTS else "recent",
+    )
+
+
+@router.get("/conversations/{conversation_id}", response={200: ConversationDetailOut, **ERRORS})
+def get_conversation(request: HttpRequest, conversation_id: int) -> Any:
+    return _conversation(request, conversation_id)
+
+
+@router.post(
+    "/conversations/{conversation_id}/reply",
+    response={201: PostOut, 202: ReplyOut, **ERRORS},
+    description="201 with the post when sent; 202 with the kept reply when it waits for "
+    "approval or the network refused it (state failed, with the reason).",
+)
+def reply(request: HttpRequest, conversation_id: int, body: ReplyIn) -> Any:
+    token = _token(request)
+    found = _conversation(request, conversation_id)
+    sent = _act(
+        lambda: actions.do_submit_reply(
+            token.user,
+            found,
+            body.text,
+            idempotency_key=body.idempotency_key[:64],
+            private=body.private,
+        )
+    )
+    if sent.state == ReplyState.SENT and sent.post is not None:
+        return 201, sent.post
+    return 202, sent
+
+
+@router.post(
+    "/conversations/{conversation_id}/replies/{reply_id}/retry",
+    response={200: ReplyOut, **ERRORS},
+)
+def retry_reply(request: HttpRequest, conversation_id: int, reply_id: int) -> Any:
+    found = queries.outgoing_reply(_token(request).workspace_id, conversation_id, str(reply_id))
+    return _act(lambda: actions.do_retry_reply(_token(request).user, found))
+
+
+@router.post(
+    "/conversations/{conversation_id}/replies/{reply_id}/approve",
+    response={200: ReplyOut, **ERRORS},
+)
+def approve_reply(request: HttpRequest, conversation_id: int, reply_id: int) -> Any:
+    found = queries.outgoing_reply(_token(request).workspace_id, conversation_id, str(reply_id))
+    return _act(lambda: actions.do_approve_reply(_token(request).user, found))
+
+
+@router.post("/conversations/{conversation_id}/status", response={200: ConversationOut, **ERRORS})
+def change_status(request: HttpRequest, conversation_id: int, body: StatusIn) -> Any:
+    found = _conversation(request, conversation_id)
+    _act(
+        lambda: actions.do_change_status(
+            _token(request).user, found, body.status, expected=body.expected
+        )
+    )
+    return _conversation(request, conversation_id)
+
+
+@router.post("/conversations/{conversation_id}/assign", response={200: ConversationOut, **ERRORS})
+def assign(request: HttpRequest, conversation_id: int, body: AssignIn) -> Any:
+    token = _token(request)
+    found = _conversation(request, conversation_id)
+    assignee = None
+    if body.assignee_id is not None:
+        assignee = queries.members(token.workspace_id).filter(pk=body.assignee_id).first()
+        if assignee is None:
+            raise Http404
+    expected = actions.NOT_CHECKED if body.expected_assignee_id == -1 else body.expected_assignee_id
+    _act(lambda: actions.do_assign(token.user, found, assignee, expected_assignee_id=expected))
+    return _conversation(request, conversation_id)
+
+
+@router.get("/conversations/{conversation_id}/notes", response={200: list[NoteOut], **ERRORS})
+def list_notes(request: HttpRequest, conversation_id: int) -> Any:
+    return queries.notes(_conversation(request, conversation_id))
+
+
+@router.post("/conversations/{conversation_id}/notes", response={201: NoteOut, **ERRORS})
+def add_note(request: HttpRequest, conversation_id: int, body: NoteIn) -> Any:
+    found = _conversation(request, conversation_id)
+    return 201, _act(lambda: actions.do_add_note(_token(request).user, found, body.text))
+
+
+@router.put("/conversations/{conversation_id}/tags", response={200: ConversationOut, **ERRORS})
+def set_tags(request: HttpRequest, conversation_id: int, body: TagsIn) -> Any:
+    found = _conversation(request, conversation_id)
+    _act(lambda: actions.do_set_tags(_token(request).user, found, body.tags))
+    return _conversation(request, conversation_id)
+
+
+@router.get(
+    "/conversations/{conversation_id}/suggestions",
+    response={200: list[str], **ERRORS},
+    description="The three most relevant of the brand's past replies, adapted.",
+)
+def suggestions(request: HttpRequest, conversation_id: int) -> Any:
+    return suggest.suggest_for(_conversation(request, conversation_id), _token(request).user)
+
+
+# Contacts ------------------------------------------------------------------------------------
+
+
+class IdentityOut(Schema):
+    network: str
+    handle: str
+    name: str
+    followers: int | None
+
+
+class ContactOut(Schema):
+    id: int
+    display_name: str
+    attributes: dict[str, str]
+    tags: list[str]
+    created_at: datetime
+
+
+class ContactDetailOut(ContactOut):
+    identities: list[IdentityOut]
+    conversation_ids: list[int]
+    notes: list[NoteOut]
+
+    @staticmethod
+    def resolve_identities(obj: Contact) -> Any:
+        return queries.identities(obj)
+
+    @staticmethod
+    def resolve_conversation_ids(obj: Contact) -> list[int]:
+        return list(queries.contact_conversations(obj).values_list("pk", flat=True)[:500])
+
+    @staticmethod
+    def resolve_notes(obj: Contact) -> Any:
+        return queries.contact_notes(obj)
+
+
+class ContactIn(Schema):
+    display_name: str | None = None
+    attributes: dict[str, str] | None = None
+    tags: list[str] | None = None
+
+
+class MergeIn(Schema):
+    merged_id: int = Field(description="the contact folded into this one (then deleted)")
+
+
+@router.get("/contacts", response=list[ContactOut])
+@paginate(LimitOffsetPagination)
+def list_contacts(request: HttpRequest, q: str = "") -> Any:
+    return queries.contacts(_token(request).workspace_id, q.strip())
+
+
+@router.get("/contacts/{contact_id}", response={200: ContactDetailOut, **ERRORS})
+def get_contact(request: HttpRequest, contact_id: int) -> Any:
+    return queries.contact(_token(request).workspace_id, contact_id)
+
+
+@router.patch("/contacts/{contact_id}", response={200: ContactDetailOut, **ERRORS})
+def update_contact(request: HttpRequest, contact_id: int, body: ContactIn) -> Any:
+    found = queries.contact(_token(request).workspace_id, contact_id)
+    return _act(
+        lambda: actions.do_update_contact(
+            _token(request).user,
+            found,
+            display_name=body.display_name,
+            attributes=body.attributes,
+            tags=body.tags,
+        )
+    )
+
+
+@router.post("/contacts/{contact_id}/merge", response={200: ContactDetailOut, **ERRORS})
+def merge_contacts(request: HttpRequest, contact_id: int, body: MergeIn) -> Any:
+    workspace_id = _token(request).workspace_id
+    keep = queries.contact(workspace_id, contact_id)
+    merged = queries.contact(workspace_id, body.merged_id)
+    return _act(lambda: actions.do_merge_contacts(_token(request).user, keep, merged))
+
+
+@router.post("/contacts/{contact_id}/notes", response={201: NoteOut, **ERRORS})
+def add_contact_note(request: HttpRequest, contact_id: int, body: NoteIn) -> Any:
+    found = queries.contact(_token(request).workspace_id, contact_id)
+    return 201, _act(lambda: actions.do_add_contact_note(_token(request).user, found, body.text))
+
+
+class TeamOut(Schema):
+    id: int
+    name: str
+    members: list[str]
+
+    @staticmethod
+    def resolve_members(obj: Any) -> list[str]:
+        return [user.username for user in obj.members.all()]
+
+
+@router.get("/teams", response=list[TeamOut])
+def list_teams(request: HttpRequest) -> Any:
+    return queries.teams(_token(request).workspace_id)

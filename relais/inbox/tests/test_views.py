@@ -1,0 +1,131 @@
+import pytest
+from django.urls import reverse
+
+from relais.accounts.models import AuditEntry
+from relais.conftest import make_item
+from relais.inbox import actions
+from relais.inbox.models import AssignmentRule, Contact, Conversation, SlaPolicy, Team
+from relais.pipeline.actions import do_ingest_items
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def conversations(workspace, brand_account):
+    do_ingest_items(
+        workspace.pk,
+        "sandbox",
+        [
+            make_item("free:1", "@free panne fibre", followers=10),
+            make_item("free:2", "@free panne facture", handle="lea", followers=50_000),
+        ],
+    )
+    return list(Conversation.objects.in_workspace(workspace.pk).order_by("thread_key"))
+
+
+def test_the_inbox_ranks_by_priority_and_walks_next_and_previous(
+    client, agent, workspace, conversations
+):
+    client.force_login(agent)
+    page = client.get(reverse("inbox", args=[workspace.slug])).content.decode()
+    lea, camille = page.index("Lea"), page.index("Camille")
+    assert lea < camille  # the same complaint from 50,000 followers comes first
+    first = client.get(reverse("conversation", args=[workspace.slug, conversations[1].pk]))
+    expected = f'/conversations/{conversations[0].pk}/" id="next-conversation"'
+    assert expected in first.content.decode()
+
+
+def test_taking_a_conversation_already_taken_shows_who_was_faster(
+    client, agent, owner, workspace, conversations
+):
+    actions.do_assign(owner, conversations[0], owner)
+    client.force_login(agent)
+    url = reverse("assign", args=[workspace.slug, conversations[0].pk])
+    response = client.post(url, {"assignee": agent.pk, "expected": ""}, follow=True)
+    assert "took this conversation meanwhile" in response.content.decode()
+    conversations[0].refresh_from_db()
+    assert conversations[0].assignee == owner
+
+
+def test_contact_pages_show_history_and_merge(client, agent, workspace, conversations):
+    client.force_login(agent)
+    camille = Contact.objects.get(authors__handle="camille")
+    lea = Contact.objects.get(authors__handle="lea")
+    listing = client.get(reverse("contacts", args=[workspace.slug]) + "?q=cam").content.decode()
+    via = conversations[0].pk  # Camille's conversation leads to her contact page
+    assert reverse("contact", args=[workspace.slug, via]) in listing
+    page = client.get(reverse("contact", args=[workspace.slug, via])).content.decode()
+    assert "panne fibre" in page
+    client.post(
+        reverse("contact_update", args=[workspace.slug, via]),
+        {
+            "display_name": "Camille D.",
+            "tags": "vip",
+            "attribute_key": ["plan"],
+            "attribute_value": ["Pop"],
+        },
+    )
+    client.post(reverse("contact_merge", args=[workspace.slug, via]), {"other": lea.pk})
+    camille.refresh_from_db()
+    assert (camille.display_name, camille.tags, camille.attributes) == (
+        "Camille D.",
+        ["vip"],
+        {"plan": "Pop"},
+    )
+    page = client.get(reverse("contact", args=[workspace.slug, via])).content.decode()
+    assert "panne facture" in page  # Lea's conversation is now in the history
+
+
+def test_managers_set_teams_rules_agents_and_service_levels(
+    client, owner, agent, workspace, brand_account
+):
+    client.force_login(owner)
+    slug = workspace.slug
+    assert client.get(reverse("care_settings", args=[slug])).status_code == 200
+    client.post(reverse("team_create", args=[slug]), {"name": "Fibre"})
+    team = Team.objects.get(workspace=workspace)
+    client.post(reverse("team_members", args=[slug]), {"team": team.pk, "members": [agent.pk]})
+    client.post(
+        reverse("rule_create", args=[slug]),
+        {"name": "fibre", "keyword": "fibre", "team": team.pk, "auto_assign": "on"},
+    )
+    client.post(reverse("agent_update", args=[slug]), {"agent": agent.pk, "capacity": "3"})
+    client.post(
+        reverse("sla_set", args=[slug]),
+        {
+            "first_response_minutes": "30",
+            "resolution_minutes": "480",
+            "time_zone": "Europe/Paris",
+            "business_start": "09:00",
+            "business_end": "18:00",
+            "business_days": ["0", "1", "2", "3", "4"],
+        },
+    )
+    assert list(team.members.all()) == [agent]
+    assert AssignmentRule.objects.get(workspace=workspace).team == team
+    assert SlaPolicy.objects.get(workspace=workspace).time_zone == "Europe/Paris"
+    page = client.get(reverse("care_settings", args=[slug])).content.decode()
+    assert "Europe/Paris" in page
+    assert AuditEntry.objects.filter(action="sla_policy.set").exists()
+
+
+def test_agents_cannot_open_the_settings(client, agent, workspace):
+    client.force_login(agent)
+    assert client.get(reverse("care_settings", args=[workspace.slug])).status_code == 404
+    response = client.post(reverse("team_create", args=[workspace.slug]), {"name": "x"})
+    assert response.status_code == 404
+
+
+def test_a_contact_of_another_workspace_cannot_be_merged_in(
+    client, agent, workspace, make_workspace, conversations
+):
+    from relais.sandbox.actions import do_connect_sandbox_account
+
+    other = make_workspace("Other")
+    do_connect_sandbox_account(other, "free", "Freebox", [], actor=None)
+    do_ingest_items(other.pk, "sandbox", [make_item("free:1", "@Freebox secret")])
+    foreign = Contact.objects.get(workspace=other)
+    client.force_login(agent)
+    url = reverse("contact_merge", args=[workspace.slug, conversations[0].pk])
+    assert client.post(url, {"other": foreign.pk}).status_code == 404
+    assert Contact.objects.filter(pk=foreign.pk).exists()
