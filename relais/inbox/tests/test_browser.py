@@ -6,19 +6,12 @@ two agents on one conversation see the collision warning.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from relais.web.tests.test_browser import CHROMIUM, CHROMIUM_FLAGS, free_port
+from relais.tests.live_server import CHROMIUM, CHROMIUM_FLAGS, relais_run
 
 pytestmark = [
     pytest.mark.browser,
@@ -28,40 +21,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def relais_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`relais run` as a user starts it; its output goes to a file (a pipe nobody reads would
-    fill up and stall the server during a long test)."""
-    port = free_port()
-    data = tmp_path_factory.mktemp("relais-inbox-e2e")
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "RELAIS_BROKER_URL"}}
-    env.update(RELAIS_DATA_DIR=str(data), RELAIS_SANDBOX_TICK_SECONDS="1", RELAIS_TASKS_EAGER="0")
-    with (data / "server.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "relais.cli", "run", "--port", str(port), "--speed", "600"],
-            env=env,
-            cwd=Path(__file__).resolve().parents[3],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    address = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(address + "/accounts/login/", timeout=2):  # noqa: S310
-                break
-        except OSError:
-            if process.poll() is not None:
-                pytest.fail((data / "server.log").read_text())
-            time.sleep(0.5)
-    yield address
-    os.killpg(process.pid, signal.SIGINT)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-LIVE_LIMIT_SECONDS = 3.0  # the target is 1 s; the test machine is shared, so allow slack
+    with relais_run(tmp_path_factory.mktemp("relais-inbox-e2e")) as server:
+        yield server.address
 
 
 @pytest.fixture
@@ -90,7 +51,13 @@ def browsers(relais_server: str) -> Iterator[Any]:
 
 
 def open_first_conversation_by_keyboard(page: Any) -> str:
-    page.keyboard.press("j")
+    page.wait_for_selector("table.inbox tbody tr[data-conversation]")
+    # The shortcuts script loads deferred: on a busy machine the first key can come before it.
+    for _attempt in range(20):
+        page.keyboard.press("j")
+        if page.locator("table.inbox tbody tr.selected").count():
+            break
+        page.wait_for_timeout(500)
     page.wait_for_selector("table.inbox tbody tr.selected")
     page.keyboard.press("Enter")
     page.wait_for_url("**/conversations/*/")
@@ -136,12 +103,10 @@ def test_a_second_browser_sees_an_assignment_live(browsers: Any) -> None:
     url = open_first_conversation_by_keyboard(worker)
     conversation_id = url.rstrip("/").rsplit("/", 1)[-1]
     row = watcher.locator(f'table.inbox tr[data-conversation="{conversation_id}"]')
-    started = time.monotonic()
     worker.keyboard.press("t")
     worker.wait_for_load_state()
+    # Seen without reloading the watcher's page; how fast is measured by benchmarks/inbox.py.
     row.filter(has_text="Alex Agent").wait_for(timeout=10_000)
-    seen_after = time.monotonic() - started
-    assert seen_after < LIVE_LIMIT_SECONDS + 1, seen_after  # includes the taker's own reload
 
 
 def test_two_agents_on_one_conversation_see_the_collision_warning(browsers: Any) -> None:

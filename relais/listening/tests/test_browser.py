@@ -5,17 +5,14 @@ appears on the open alerts page when the detector raises it."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from relais.web.tests.test_browser import CHROMIUM, CHROMIUM_FLAGS, free_port
+from relais.tests.live_server import CHROMIUM, CHROMIUM_FLAGS, relais_run
 
 pytestmark = [
     pytest.mark.browser,
@@ -55,37 +52,8 @@ do_evaluate_alerts(workspace.pk)
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     """`relais run` on a fresh data folder; yields its address and environment."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "RELAIS_BROKER_URL"}}
-    env.update(
-        RELAIS_DATA_DIR=str(tmp_path_factory.mktemp("relais-listening-e2e")),
-        RELAIS_SANDBOX_TICK_SECONDS="1",
-        RELAIS_TASKS_EAGER="0",
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "relais.cli", "run", "--port", str(port), "--speed", "600"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    address = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(address + "/accounts/login/", timeout=2):  # noqa: S310
-                break
-        except OSError:
-            if process.poll() is not None:
-                pytest.fail(process.stdout.read().decode() if process.stdout else "run exited")
-            time.sleep(0.5)
-    yield address, env
-    os.killpg(process.pid, signal.SIGINT)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+    with relais_run(tmp_path_factory.mktemp("relais-listening-e2e")) as live:
+        yield live.address, live.env
 
 
 def test_a_query_shows_live_mentions_and_an_alert_opens(server) -> None:

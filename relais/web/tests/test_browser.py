@@ -8,28 +8,11 @@ worker -> database -> server-sent events -> htmx in the browser.
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from relais.tests.live_server import CHROMIUM, CHROMIUM_FLAGS, relais_run
 
 pytestmark = [
     pytest.mark.browser,
@@ -40,46 +23,10 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def relais_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "RELAIS_BROKER_URL"}}
-    env.update(
-        RELAIS_DATA_DIR=str(tmp_path_factory.mktemp("relais-e2e")),
-        RELAIS_SANDBOX_TICK_SECONDS="1",
-        RELAIS_TASKS_EAGER="0",
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "relais.cli", "run", "--port", str(port), "--speed", "600"],
-        env=env,
-        cwd=Path(__file__).resolve().parents[3],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    address = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(address + "/accounts/login/", timeout=2):  # noqa: S310
-                break
-        except OSError:
-            if process.poll() is not None:
-                pytest.fail(process.stdout.read().decode() if process.stdout else "run exited")
-            time.sleep(0.5)
-    yield address
-    os.killpg(process.pid, signal.SIGINT)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        pytest.fail("relais run did not stop within 20 s of Ctrl-C")
+    with relais_run(tmp_path_factory.mktemp("relais-e2e")) as server:
+        yield server.address
 
 
 @pytest.fixture
