@@ -5,12 +5,13 @@ from functools import wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest
+from django.http.response import HttpResponseBase
 
 from relais.accounts.models import Membership, User, Workspace
 from relais.accounts.roles import Capability, role_allows
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]
 
 
 class WorkspaceRequest(HttpRequest):
@@ -27,7 +28,7 @@ def workspace_view(capability: Capability = Capability.VIEW) -> Callable[[View],
     def decorate(view: View) -> View:
         @login_required
         @wraps(view)
-        def wrapper(request: HttpRequest, workspace_slug: str, **kwargs: Any) -> HttpResponse:
+        def wrapper(request: HttpRequest, workspace_slug: str, **kwargs: Any) -> HttpResponseBase:
             membership = (
                 Membership.objects.select_related("workspace")
                 .filter(user_id=request.user.pk or 0, workspace__slug=workspace_slug)

@@ -8,6 +8,7 @@ assignment lock the conversation row, so two agents acting at once end in one st
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
@@ -25,6 +26,7 @@ from relais.core import clock
 from relais.core.errors import RelaisError, ValidationFailedError
 from relais.core.events import publish_event
 from relais.inbox.assignment import Rotation
+from relais.inbox.export import contact_rows
 from relais.inbox.models import (
     AgentState,
     AssignmentRule,
@@ -928,3 +930,11 @@ def do_set_approval_required(user: User, workspace: Workspace, required: bool) -
             workspace=workspace, defaults={"approval_required": required}
         )
         record_audit(workspace, user, "inbox.approval_set", workspace, required=required)
+
+
+def do_export_contacts(actor: User, workspace: Workspace) -> Iterator[list[str]]:
+    """Contacts as CSV rows; exporting people's data is for managers and is audited."""
+    check_capability(actor, workspace, Capability.MANAGE_INBOX)
+    with transaction.atomic():
+        record_audit(workspace, actor, "contacts.exported")
+    return contact_rows(workspace.pk)

@@ -23,6 +23,7 @@ urlpatterns = [
     path(CONVERSATION + "tags/", views.set_tags, name="set_tags"),
     path(CONVERSATION + "team/", views.set_team, name="set_team"),
     path("contacts/", views.contacts, name="contacts"),
+    path("contacts/export.csv", views.contacts_csv, name="contacts_csv"),
     # A contact is reached through one of its conversations (every contact has one).
     path(CONVERSATION + "contact/", views.contact, name="contact"),
     path(CONVERSATION + "contact/update/", views.contact_update, name="contact_update"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import uuid
 from collections.abc import Callable
 from datetime import time, timedelta
@@ -9,7 +10,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse, QueryDict
+from django.http import Http404, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.dates import WEEKDAYS_ABBR
@@ -319,6 +320,25 @@ def _team(request: WorkspaceRequest) -> Team | None:
 # Contacts ------------------------------------------------------------------------------------
 
 
+class _Echo:
+    """A file-like object whose write hands the line back, so CSV rows can be streamed."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+@workspace_view(Capability.MANAGE_INBOX)
+def contacts_csv(request: WorkspaceRequest) -> StreamingHttpResponse:
+    rows = actions.do_export_contacts(request.user, request.workspace)
+    writer = csv.writer(_Echo())
+    response = StreamingHttpResponse(
+        (writer.writerow(row) for row in rows), content_type="text/csv; charset=utf-8"
+    )
+    filename = f"relais-contacts-{request.workspace.slug}-{clock.now():%Y-%m-%d}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
 @workspace_view()
 def contacts(request: WorkspaceRequest) -> HttpResponse:
     search = request.GET.get("q", "").strip()
@@ -333,6 +353,7 @@ def contacts(request: WorkspaceRequest) -> HttpResponse:
             "contacts": page.object_list,
             "search": search,
             "suggestions": suggestions,
+            "can_export": role_allows(request.membership.role, Capability.MANAGE_INBOX),
             "links": queries.contact_links(
                 request.workspace.pk, [c.pk for group in suggestions for c in group]
             ),
