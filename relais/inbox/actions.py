@@ -20,7 +20,13 @@ from django.utils.translation import gettext as _
 from relais.accounts.actions import check_capability, membership_of, record_audit
 from relais.accounts.models import User, Workspace
 from relais.accounts.roles import Capability, role_allows
-from relais.connectors.base import ConnectorError, OutboundPost, PostKind
+from relais.connectors.actions import do_mark_reconnect_needed
+from relais.connectors.base import (
+    ConnectorError,
+    CredentialsExpiredError,
+    OutboundPost,
+    PostKind,
+)
 from relais.connectors.registry import connector_for
 from relais.core import clock
 from relais.core.errors import RelaisError, ValidationFailedError
@@ -256,6 +262,13 @@ def _send_through_network(
             sent = connector.send_private_message(outbound, idempotency_key=idempotency_key)
         else:
             sent = connector.reply(outbound, idempotency_key=idempotency_key)
+    except CredentialsExpiredError as exc:
+        # Tell the admins now rather than at the next poll; the reply stays, failed, to retry.
+        do_mark_reconnect_needed(conversation.account, exc)
+        raise RelaisError(
+            _("%(network)s refused @%(handle)s's credentials: an admin must reconnect the account.")
+            % {"network": connector.display_name, "handle": conversation.account.handle}
+        ) from exc
     except ConnectorError as exc:
         raise RelaisError(
             _("%(network)s did not accept the reply: %(error)s")

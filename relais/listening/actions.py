@@ -467,7 +467,10 @@ def _apply_finding(
         if finding.ended and finding.ended_at is not None:
             current.status = AlertStatus.CLOSED
             current.ended_at = max(finding.ended_at, current.started_at)
+            joined = current.explanation.get("also_unusual")
             current.explanation = alerting.explain(query, current.started_at, current.ended_at)
+            if joined:
+                current.explanation["also_unusual"] = joined
             current.save()
             record_audit(query.workspace_id, None, "listening.alert_closed", current)
             _notify(current, "closed")

@@ -3,7 +3,8 @@ from django.urls import reverse
 
 from relais.accounts.models import AuditEntry
 from relais.conftest import make_item
-from relais.connectors.base import RateLimitedError
+from relais.connectors.base import CredentialsExpiredError, RateLimitedError
+from relais.connectors.models import AccountStatus
 from relais.connectors.networks.sandbox import SandboxConnector
 from relais.core.errors import RelaisError
 from relais.inbox import actions, queries
@@ -116,3 +117,19 @@ def test_canned_replies_are_filled_with_the_conversations_variables(
     client.force_login(agent)
     page = client.get(reverse("conversation", args=[workspace.slug, conversation.pk]))
     assert f"Bonjour Camille, ici Alex (#{conversation.pk})." in page.content.decode()
+
+
+def test_a_revoked_credential_fails_the_reply_and_flags_the_account_at_once(
+    agent, conversation, monkeypatch
+):
+    def revoked(self, post, *, idempotency_key):
+        raise CredentialsExpiredError("token revoked")
+
+    monkeypatch.setattr(SandboxConnector, "reply", revoked)
+
+    with pytest.raises(RelaisError, match="must reconnect"):
+        actions.do_send_reply(agent, conversation, "Bonjour", idempotency_key="k")
+
+    conversation.account.refresh_from_db()
+    assert conversation.account.status == AccountStatus.RECONNECT_NEEDED
+    assert OutgoingReply.objects.get().state == ReplyState.FAILED

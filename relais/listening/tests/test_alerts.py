@@ -93,6 +93,7 @@ def test_one_alert_per_episode_closed_when_it_ends(workspace, history, at):
     assert alert.ended_at is not None
     assert alert.ended_at > alert.started_at
     assert Alert.objects.count() == 1
+    assert alert.explanation.get("also_unusual") in (None, ["negative_share"])  # kept on close
 
 
 def test_quiet_history_raises_nothing(workspace, history, at):
