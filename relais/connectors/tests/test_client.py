@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -47,12 +48,14 @@ class ScriptedHandler(BaseHTTPRequestHandler):
             self.server.release_slow.wait(5)
         script = self.server.scripts.get(self.path) or [(200, {}, b"ok")]
         status, headers, body = script.pop(0) if len(script) > 1 else script[0]
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        # The timeout test's client has stopped waiting by the time the slow answer goes out.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:
         """Keep test output quiet."""
