@@ -11,6 +11,7 @@ from ninja.security import HttpBearer
 from relais.accounts.actions import authenticate_api_token
 from relais.accounts.models import ApiToken
 from relais.pipeline.models import Post
+from relais.pipeline.schemas import PostOut
 
 
 class TokenAuth(HttpBearer):
@@ -30,33 +31,6 @@ api = NinjaAPI(
 
 def _token(request: HttpRequest) -> ApiToken:
     return request.auth  # type: ignore[attr-defined]
-
-
-class AuthorOut(Schema):
-    handle: str
-    name: str
-    followers: int | None
-
-
-class PostOut(Schema):
-    id: int
-    network: str
-    remote_id: str
-    kind: str
-    direction: str
-    author: AuthorOut
-    text: str
-    lang: str
-    created_at: datetime
-    in_reply_to_remote_id: str
-    thread_root_remote_id: str
-    metrics: dict[str, Any]
-    sentiment: str
-    sentiment_score: float | None
-    intent: str
-    reason: str
-    entities: dict[str, Any]
-    enriched_by: str
 
 
 class PostFilter(Schema):

@@ -15,6 +15,7 @@ from relais.core import clock
 from relais.core.errors import PermissionDeniedError, RelaisError
 from relais.inbox import actions, priority, queries, suggest
 from relais.inbox.models import Contact, Conversation, ReplyState
+from relais.pipeline.schemas import AuthorOut, PostOut
 
 router = Router(tags=["inbox"])
 Result = TypeVar("Result")
@@ -34,30 +35,6 @@ def _act(call: Callable[[], Result]) -> Result:
         raise HttpError(409, str(error)) from error
     except RelaisError as error:
         raise HttpError(400, str(error)) from error
-
-
-class AuthorOut(Schema):
-    handle: str
-    name: str
-    followers: int | None
-
-
-class PostOut(Schema):
-    id: int
-    network: str
-    remote_id: str
-    kind: str
-    direction: str
-    author: AuthorOut
-    text: str
-    lang: str
-    created_at: datetime
-    in_reply_to_remote_id: str
-    thread_root_remote_id: str
-    metrics: dict[str, Any]
-    sentiment: str
-    intent: str
-    reason: str
 
 
 class ConversationOut(Schema):

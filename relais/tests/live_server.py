@@ -93,3 +93,31 @@ def _wait_until_serving(address: str, process: subprocess.Popen[bytes], log_path
     pytest.fail(
         f"relais run did not serve within {START_SECONDS} s:\n{log_path.read_text()[-4000:]}"
     )
+
+
+def celery_worker_env(queue: str, redis_url: str, **extra: str) -> dict[str, str]:
+    """Environment for real Celery workers sharing this test's PostgreSQL database and Redis."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    return {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "RELAIS_BROKER_URL": redis_url,
+        "RELAIS_QUEUE": queue,
+        "RELAIS_TASKS_EAGER": "0",
+        **extra,
+    }
+
+
+def start_celery_worker(
+    name: str, env: dict[str, str], log: Path, beat_schedule: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """One `celery worker` process (solo pool), with the beat embedded when given a schedule."""
+    beat = ["--beat", "--schedule", str(beat_schedule)] if beat_schedule else []
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
+         "--hostname", f"{name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+         *beat],
+        env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip

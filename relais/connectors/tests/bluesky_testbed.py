@@ -14,7 +14,6 @@ import json
 import os
 import select
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from relais.tests.live_server import free_port
 
 SOURCE = Path(__file__).resolve().parents[3] / "tools" / "testbeds" / "bluesky"
 CACHE = Path(os.environ.get("RELAIS_CACHE_DIR", Path.home() / ".cache" / "relais"))
@@ -87,12 +88,6 @@ def _node22_env(target: Path) -> dict[str, str]:
     env["PATH"] = f"{node_dir / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["npm_config_nodedir"] = str(node_dir)  # native modules build without downloading headers
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 import uuid
 from datetime import timedelta
@@ -20,6 +18,7 @@ from relais.pipeline.models import PendingBatch, Post
 from relais.sandbox.actions import do_connect_sandbox_account, do_start_feed
 from relais.sandbox.models import FeedState, SandboxFeed
 from relais.sandbox.server import dataset_rows
+from relais.tests.live_server import celery_worker_env, start_celery_worker
 
 REDIS_URL = os.environ.get("RELAIS_TEST_REDIS_URL", "")
 ROOT = Path(__file__).resolve().parents[3]
@@ -31,27 +30,7 @@ pytestmark = [
 
 
 def worker_env(queue: str) -> dict[str, str]:
-    db = connection.settings_dict
-    return {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "RELAIS_BROKER_URL": REDIS_URL,
-        "RELAIS_QUEUE": queue,
-        "RELAIS_TASKS_EAGER": "0",
-        "RELAIS_SANDBOX_TICK_SECONDS": "0.5",
-    }
-
-
-def start_worker(
-    name: str, env: dict[str, str], log: Path, beat_schedule: Path | None = None
-) -> subprocess.Popen[bytes]:
-    beat = ["--beat", "--schedule", str(beat_schedule)] if beat_schedule else []
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
-         "--hostname", f"{name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-         *beat],
-        env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    return celery_worker_env(queue, REDIS_URL, RELAIS_SANDBOX_TICK_SECONDS="0.5")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -70,8 +49,8 @@ def test_two_workers_process_one_replay_and_store_every_post_once(make_workspace
     logs = [tmp_path / "worker1.log", tmp_path / "worker2.log"]
     # The first worker also runs the beat, which ticks the replay, as in a real deployment.
     workers = [
-        start_worker("w1", env, logs[0], beat_schedule=tmp_path / "beat-schedule"),
-        start_worker("w2", env, logs[1]),
+        start_celery_worker("w1", env, logs[0], beat_schedule=tmp_path / "beat-schedule"),
+        start_celery_worker("w2", env, logs[1]),
     ]
     try:
         deadline = time.monotonic() + 150

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from relais.core import clock
 from relais.publishing import actions
 from relais.publishing.models import Target, TargetStatus
 from relais.sandbox.models import SandboxOutbound
+from relais.tests.live_server import celery_worker_env, start_celery_worker
 
 REDIS_URL = os.environ.get("RELAIS_TEST_REDIS_URL", "")
 ROOT = Path(__file__).resolve().parents[3]
@@ -39,26 +39,7 @@ pytestmark = [
 
 
 def worker_env(queue: str) -> dict[str, str]:
-    db = connection.settings_dict
-    return {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "RELAIS_BROKER_URL": REDIS_URL,
-        "RELAIS_QUEUE": queue,
-        "RELAIS_TASKS_EAGER": "0",
-    }
-
-
-def start_worker(
-    name: str, env: dict[str, str], log: Path, beat_schedule: Path | None = None
-) -> subprocess.Popen[bytes]:
-    beat = ["--beat", "--schedule", str(beat_schedule)] if beat_schedule else []
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
-         "--hostname", f"{name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-         *beat],
-        env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    return celery_worker_env(queue, REDIS_URL)
 
 
 def send_publish_due(queue: str) -> None:
@@ -104,7 +85,7 @@ def test_a_worker_killed_after_the_network_accepted_never_posts_twice(
     )
     blocker.execute("LOCK TABLE accounts_auditentry IN SHARE MODE")
     logs = [tmp_path / f"worker{n}.log" for n in (1, 2, 3)]
-    doomed = start_worker("doomed", env, logs[0])
+    doomed = start_celery_worker("doomed", env, logs[0])
     try:
         send_publish_due(queue)
         wait_for(SandboxOutbound.objects.exists, 60, "the sandbox post", [doomed], logs[:1])
@@ -126,8 +107,8 @@ def test_a_worker_killed_after_the_network_accepted_never_posts_twice(
     Target.objects.filter(pk=target.pk).update(lease_until=clock.now() - timedelta(seconds=1))
     # Recovery: the beat's run and two explicit ones race for the target on two workers.
     workers = [
-        start_worker("w2", env, logs[1], beat_schedule=tmp_path / "beat-schedule"),
-        start_worker("w3", env, logs[2]),
+        start_celery_worker("w2", env, logs[1], beat_schedule=tmp_path / "beat-schedule"),
+        start_celery_worker("w3", env, logs[2]),
     ]
     try:
         send_publish_due(queue)
