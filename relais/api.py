@@ -10,6 +10,7 @@ from ninja.security import HttpBearer
 
 from relais.accounts.actions import authenticate_api_token
 from relais.accounts.models import ApiToken
+from relais.core.api import request_token
 from relais.pipeline.models import Post
 from relais.pipeline.schemas import PostOut
 
@@ -29,10 +30,6 @@ api = NinjaAPI(
 )
 
 
-def _token(request: HttpRequest) -> ApiToken:
-    return request.auth  # type: ignore[attr-defined]
-
-
 class PostFilter(Schema):
     network: str | None = None
     kind: str | None = None
@@ -49,7 +46,7 @@ class PostFilter(Schema):
 @api.get("/posts", response=list[PostOut], tags=["posts"])
 @paginate(LimitOffsetPagination)
 def list_posts(request: HttpRequest, filters: Query[PostFilter]) -> Any:
-    posts = Post.objects.in_workspace(_token(request).workspace_id).select_related("author")
+    posts = Post.objects.in_workspace(request_token(request).workspace_id).select_related("author")
     for field in ("network", "kind", "direction", "lang", "sentiment", "intent", "reason"):
         if value := getattr(filters, field):
             posts = posts.filter(**{field: value})

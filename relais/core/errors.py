@@ -15,3 +15,7 @@ class ValidationFailedError(RelaisError):
 
 class NotFoundError(RelaisError):
     pass
+
+
+class ConflictError(ValidationFailedError):
+    """The object changed between what the person saw and what they asked for."""

@@ -29,7 +29,7 @@ from relais.connectors.base import (
 )
 from relais.connectors.registry import connector_for
 from relais.core import clock
-from relais.core.errors import RelaisError, ValidationFailedError
+from relais.core.errors import ConflictError, RelaisError, ValidationFailedError
 from relais.core.events import publish_event
 from relais.inbox.assignment import Rotation
 from relais.inbox.export import contact_rows
@@ -74,7 +74,7 @@ def check_reply(user: User, conversation: Conversation, text: str) -> str:
     return text
 
 
-class ConcurrentChangeError(ValidationFailedError):
+class ConcurrentChangeError(ConflictError):
     """Someone changed the conversation between what the agent saw and what they did."""
 
 

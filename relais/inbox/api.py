@@ -1,40 +1,20 @@
 """The care inbox in the REST API: conversations, messages, notes, assignment, status, replies,
 suggestions, contacts and teams, all scoped to the token's workspace."""
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from django.http import Http404, HttpRequest
 from ninja import Field, Query, Router, Schema
-from ninja.errors import HttpError
 from ninja.pagination import LimitOffsetPagination, paginate
 
-from relais.accounts.models import ApiToken
 from relais.core import clock
-from relais.core.errors import PermissionDeniedError, RelaisError
+from relais.core.api import request_token, run_action
 from relais.inbox import actions, priority, queries, suggest
 from relais.inbox.models import Contact, Conversation, ReplyState
 from relais.pipeline.schemas import AuthorOut, PostOut
 
 router = Router(tags=["inbox"])
-Result = TypeVar("Result")
-
-
-def _token(request: HttpRequest) -> ApiToken:
-    return request.auth  # type: ignore[attr-defined]
-
-
-def _act(call: Callable[[], Result]) -> Result:
-    """Run an action; its refusals become 403 (not allowed), 409 (changed meanwhile) or 400."""
-    try:
-        return call()
-    except PermissionDeniedError as error:
-        raise HttpError(403, str(error)) from error
-    except actions.ConcurrentChangeError as error:
-        raise HttpError(409, str(error)) from error
-    except RelaisError as error:
-        raise HttpError(400, str(error)) from error
 
 
 class ConversationOut(Schema):
@@ -178,13 +158,13 @@ ERRORS = {400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}
 
 
 def _conversation(request: HttpRequest, conversation_id: int) -> Conversation:
-    return queries.conversation(_token(request).workspace_id, conversation_id)
+    return queries.conversation(request_token(request).workspace_id, conversation_id)
 
 
 @router.get("/conversations", response=list[ConversationOut])
 @paginate(LimitOffsetPagination)
 def list_conversations(request: HttpRequest, filters: Query[ConversationFilter]) -> Any:
-    token = _token(request)
+    token = request_token(request)
     return queries.conversations(
         token.workspace_id,
         user=token.user,
@@ -209,9 +189,9 @@ def get_conversation(request: HttpRequest, conversation_id: int) -> Any:
     "approval or the network refused it (state failed, with the reason).",
 )
 def reply(request: HttpRequest, conversation_id: int, body: ReplyIn) -> Any:
-    token = _token(request)
+    token = request_token(request)
     found = _conversation(request, conversation_id)
-    sent = _act(
+    sent = run_action(
         lambda: actions.do_submit_reply(
             token.user,
             found,
@@ -230,8 +210,10 @@ def reply(request: HttpRequest, conversation_id: int, body: ReplyIn) -> Any:
     response={200: ReplyOut, **ERRORS},
 )
 def retry_reply(request: HttpRequest, conversation_id: int, reply_id: int) -> Any:
-    found = queries.outgoing_reply(_token(request).workspace_id, conversation_id, str(reply_id))
-    return _act(lambda: actions.do_retry_reply(_token(request).user, found))
+    found = queries.outgoing_reply(
+        request_token(request).workspace_id, conversation_id, str(reply_id)
+    )
+    return run_action(lambda: actions.do_retry_reply(request_token(request).user, found))
 
 
 @router.post(
@@ -239,16 +221,18 @@ def retry_reply(request: HttpRequest, conversation_id: int, reply_id: int) -> An
     response={200: ReplyOut, **ERRORS},
 )
 def approve_reply(request: HttpRequest, conversation_id: int, reply_id: int) -> Any:
-    found = queries.outgoing_reply(_token(request).workspace_id, conversation_id, str(reply_id))
-    return _act(lambda: actions.do_approve_reply(_token(request).user, found))
+    found = queries.outgoing_reply(
+        request_token(request).workspace_id, conversation_id, str(reply_id)
+    )
+    return run_action(lambda: actions.do_approve_reply(request_token(request).user, found))
 
 
 @router.post("/conversations/{conversation_id}/status", response={200: ConversationOut, **ERRORS})
 def change_status(request: HttpRequest, conversation_id: int, body: StatusIn) -> Any:
     found = _conversation(request, conversation_id)
-    _act(
+    run_action(
         lambda: actions.do_change_status(
-            _token(request).user, found, body.status, expected=body.expected
+            request_token(request).user, found, body.status, expected=body.expected
         )
     )
     return _conversation(request, conversation_id)
@@ -256,7 +240,7 @@ def change_status(request: HttpRequest, conversation_id: int, body: StatusIn) ->
 
 @router.post("/conversations/{conversation_id}/assign", response={200: ConversationOut, **ERRORS})
 def assign(request: HttpRequest, conversation_id: int, body: AssignIn) -> Any:
-    token = _token(request)
+    token = request_token(request)
     found = _conversation(request, conversation_id)
     assignee = None
     if body.assignee_id is not None:
@@ -264,7 +248,9 @@ def assign(request: HttpRequest, conversation_id: int, body: AssignIn) -> Any:
         if assignee is None:
             raise Http404
     expected = actions.NOT_CHECKED if body.expected_assignee_id == -1 else body.expected_assignee_id
-    _act(lambda: actions.do_assign(token.user, found, assignee, expected_assignee_id=expected))
+    run_action(
+        lambda: actions.do_assign(token.user, found, assignee, expected_assignee_id=expected)
+    )
     return _conversation(request, conversation_id)
 
 
@@ -276,13 +262,15 @@ def list_notes(request: HttpRequest, conversation_id: int) -> Any:
 @router.post("/conversations/{conversation_id}/notes", response={201: NoteOut, **ERRORS})
 def add_note(request: HttpRequest, conversation_id: int, body: NoteIn) -> Any:
     found = _conversation(request, conversation_id)
-    return 201, _act(lambda: actions.do_add_note(_token(request).user, found, body.text))
+    return 201, run_action(
+        lambda: actions.do_add_note(request_token(request).user, found, body.text)
+    )
 
 
 @router.put("/conversations/{conversation_id}/tags", response={200: ConversationOut, **ERRORS})
 def set_tags(request: HttpRequest, conversation_id: int, body: TagsIn) -> Any:
     found = _conversation(request, conversation_id)
-    _act(lambda: actions.do_set_tags(_token(request).user, found, body.tags))
+    run_action(lambda: actions.do_set_tags(request_token(request).user, found, body.tags))
     return _conversation(request, conversation_id)
 
 
@@ -292,7 +280,7 @@ def set_tags(request: HttpRequest, conversation_id: int, body: TagsIn) -> Any:
     description="The three most relevant of the brand's past replies, adapted.",
 )
 def suggestions(request: HttpRequest, conversation_id: int) -> Any:
-    return suggest.suggest_for(_conversation(request, conversation_id), _token(request).user)
+    return suggest.suggest_for(_conversation(request, conversation_id), request_token(request).user)
 
 
 # Contacts ------------------------------------------------------------------------------------
@@ -344,20 +332,20 @@ class MergeIn(Schema):
 @router.get("/contacts", response=list[ContactOut])
 @paginate(LimitOffsetPagination)
 def list_contacts(request: HttpRequest, q: str = "") -> Any:
-    return queries.contacts(_token(request).workspace_id, q.strip())
+    return queries.contacts(request_token(request).workspace_id, q.strip())
 
 
 @router.get("/contacts/{contact_id}", response={200: ContactDetailOut, **ERRORS})
 def get_contact(request: HttpRequest, contact_id: int) -> Any:
-    return queries.contact(_token(request).workspace_id, contact_id)
+    return queries.contact(request_token(request).workspace_id, contact_id)
 
 
 @router.patch("/contacts/{contact_id}", response={200: ContactDetailOut, **ERRORS})
 def update_contact(request: HttpRequest, contact_id: int, body: ContactIn) -> Any:
-    found = queries.contact(_token(request).workspace_id, contact_id)
-    return _act(
+    found = queries.contact(request_token(request).workspace_id, contact_id)
+    return run_action(
         lambda: actions.do_update_contact(
-            _token(request).user,
+            request_token(request).user,
             found,
             display_name=body.display_name,
             attributes=body.attributes,
@@ -368,16 +356,18 @@ def update_contact(request: HttpRequest, contact_id: int, body: ContactIn) -> An
 
 @router.post("/contacts/{contact_id}/merge", response={200: ContactDetailOut, **ERRORS})
 def merge_contacts(request: HttpRequest, contact_id: int, body: MergeIn) -> Any:
-    workspace_id = _token(request).workspace_id
+    workspace_id = request_token(request).workspace_id
     keep = queries.contact(workspace_id, contact_id)
     merged = queries.contact(workspace_id, body.merged_id)
-    return _act(lambda: actions.do_merge_contacts(_token(request).user, keep, merged))
+    return run_action(lambda: actions.do_merge_contacts(request_token(request).user, keep, merged))
 
 
 @router.post("/contacts/{contact_id}/notes", response={201: NoteOut, **ERRORS})
 def add_contact_note(request: HttpRequest, contact_id: int, body: NoteIn) -> Any:
-    found = queries.contact(_token(request).workspace_id, contact_id)
-    return 201, _act(lambda: actions.do_add_contact_note(_token(request).user, found, body.text))
+    found = queries.contact(request_token(request).workspace_id, contact_id)
+    return 201, run_action(
+        lambda: actions.do_add_contact_note(request_token(request).user, found, body.text)
+    )
 
 
 class TeamOut(Schema):
@@ -392,4 +382,4 @@ class TeamOut(Schema):
 
 @router.get("/teams", response=list[TeamOut])
 def list_teams(request: HttpRequest) -> Any:
-    return queries.teams(_token(request).workspace_id)
+    return queries.teams(request_token(request).workspace_id)

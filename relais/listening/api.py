@@ -9,18 +9,12 @@ from typing import Any
 
 from django.http import HttpRequest
 from ninja import Query, Router, Schema
-from ninja.errors import HttpError
 from ninja.pagination import LimitOffsetPagination, paginate
 
-from relais.accounts.models import ApiToken
-from relais.core.errors import PermissionDeniedError, RelaisError
+from relais.core.api import request_token, run_action
 from relais.listening import actions, queries
 
 router = Router(tags=["listening"])
-
-
-def _token(request: HttpRequest) -> ApiToken:
-    return request.auth  # type: ignore[attr-defined]
 
 
 class QueryOut(Schema):
@@ -90,23 +84,22 @@ class AlertOut(Schema):
 
 @router.get("/queries", response=list[QueryOut])
 def list_queries(request: HttpRequest) -> Any:
-    return queries.listening_queries(_token(request).workspace_id)
+    return queries.listening_queries(request_token(request).workspace_id)
 
 
 @router.post("/queries", response={201: QueryOut, 400: QueryErrorOut, 403: QueryErrorOut})
 def create_query(request: HttpRequest, body: QueryIn) -> Any:
-    token = _token(request)
-    try:
-        created = actions.do_create_query(
-            token.user, token.workspace, name=body.name, text=body.text, tag=body.tag
-        )
-    except actions.QueryRefusedError as error:
-        return 400, {"detail": error.message, "position": error.position}
-    except PermissionDeniedError as error:
-        raise HttpError(403, str(error)) from error
-    except RelaisError as error:
-        raise HttpError(400, str(error)) from error
-    return 201, created
+    token = request_token(request)
+
+    def create() -> Any:
+        try:
+            return 201, actions.do_create_query(
+                token.user, token.workspace, name=body.name, text=body.text, tag=body.tag
+            )
+        except actions.QueryRefusedError as error:  # answered with the position of the mistake
+            return 400, {"detail": error.message, "position": error.position}
+
+    return run_action(create)
 
 
 @router.get("/mentions", response=list[MentionOut])
@@ -117,11 +110,11 @@ def list_mentions(request: HttpRequest, filters: Query[MentionFilterIn]) -> Any:
     for name in ("since", "until"):
         params[name] = params[name].isoformat() if params[name] else ""
     return queries.mentions(
-        _token(request).workspace_id, queries.MentionFilters.from_params(params)
+        request_token(request).workspace_id, queries.MentionFilters.from_params(params)
     )
 
 
 @router.get("/alerts", response=list[AlertOut])
 @paginate(LimitOffsetPagination)
 def list_alerts(request: HttpRequest) -> Any:
-    return queries.alerts(_token(request).workspace_id)
+    return queries.alerts(request_token(request).workspace_id)

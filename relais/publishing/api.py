@@ -8,18 +8,12 @@ from typing import Any
 
 from django.http import HttpRequest
 from ninja import Router, Schema
-from ninja.errors import HttpError
 
-from relais.accounts.models import ApiToken
 from relais.core import clock
-from relais.core.errors import PermissionDeniedError, RelaisError
+from relais.core.api import request_token, run_action
 from relais.publishing import actions, queries
 
 router = Router(tags=["publishing"])
-
-
-def _token(request: HttpRequest) -> ApiToken:
-    return request.auth  # type: ignore[attr-defined]
 
 
 class TargetOut(Schema):
@@ -79,50 +73,43 @@ class ErrorOut(Schema):
     detail: str
 
 
-def _run(action: Any, *args: Any, **kwargs: Any) -> Any:
-    try:
-        return action(*args, **kwargs)
-    except PermissionDeniedError as error:
-        raise HttpError(403, str(error)) from error
-    except RelaisError as error:
-        raise HttpError(400, str(error)) from error
-
-
 @router.get("/drafts", response=list[DraftOut])
 def list_drafts(request: HttpRequest) -> Any:
-    return list(queries.drafts(_token(request).workspace_id)[:200])
+    return list(queries.drafts(request_token(request).workspace_id)[:200])
 
 
 @router.post("/drafts", response={201: DraftOut, 400: ErrorOut, 403: ErrorOut})
 def create_draft(request: HttpRequest, body: DraftIn) -> Any:
-    token = _token(request)
-    created = _run(
-        actions.do_create_draft, token.user, token.workspace_id, body.text, body.account_ids
+    token = request_token(request)
+    created = run_action(
+        lambda: actions.do_create_draft(token.user, token.workspace_id, body.text, body.account_ids)
     )
     return 201, queries.draft(token.workspace_id, created.pk)
 
 
 @router.post("/drafts/{draft_id}/submit", response={200: DraftOut, 400: ErrorOut, 403: ErrorOut})
 def submit(request: HttpRequest, draft_id: int) -> Any:
-    token = _token(request)
+    token = request_token(request)
     found = queries.draft(token.workspace_id, draft_id)
-    _run(actions.do_submit_for_approval, token.user, found)
+    run_action(lambda: actions.do_submit_for_approval(token.user, found))
     return queries.draft(token.workspace_id, draft_id)
 
 
 @router.post("/drafts/{draft_id}/approve", response={200: DraftOut, 400: ErrorOut, 403: ErrorOut})
 def approve(request: HttpRequest, draft_id: int) -> Any:
-    token = _token(request)
+    token = request_token(request)
     found = queries.draft(token.workspace_id, draft_id)
-    _run(actions.do_approve, token.user, found)
+    run_action(lambda: actions.do_approve(token.user, found))
     return queries.draft(token.workspace_id, draft_id)
 
 
 @router.post("/drafts/{draft_id}/schedule", response={200: DraftOut, 400: ErrorOut, 403: ErrorOut})
 def schedule(request: HttpRequest, draft_id: int, body: ScheduleIn) -> Any:
-    token = _token(request)
+    token = request_token(request)
     found = queries.draft(token.workspace_id, draft_id)
-    _run(actions.do_schedule, token.user, found, body.when, recurrence=body.recurrence)
+    run_action(
+        lambda: actions.do_schedule(token.user, found, body.when, recurrence=body.recurrence)
+    )
     return queries.draft(token.workspace_id, draft_id)
 
 
@@ -137,7 +124,7 @@ def _tally(tally: queries.Tally) -> dict[str, Any]:
 
 @router.get("/offers/{offer_id}/report", response=OfferReportOut)
 def offer_report(request: HttpRequest, offer_id: int) -> Any:
-    report = queries.offer_report(_token(request).workspace_id, offer_id, clock.now())
+    report = queries.offer_report(request_token(request).workspace_id, offer_id, clock.now())
     return {
         "offer_id": report.offer.pk,
         "product": report.offer.product,
