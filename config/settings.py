@@ -180,6 +180,10 @@ RELAIS = {
     "POLL_SECONDS": float(os.environ.get("RELAIS_POLL_SECONDS", "60")),
     # A reply whose parent has not arrived after this long is routed on its own.
     "ORPHAN_GRACE_SECONDS": float(os.environ.get("RELAIS_ORPHAN_GRACE_SECONDS", "60")),
+    # Webhooks and chat URLs may target private addresses (receivers on the deployment's own
+    # network). Off by default: a workspace member could otherwise make the server call its
+    # database or a cloud metadata service.
+    "ALLOW_PRIVATE_DESTINATIONS": os.environ.get("RELAIS_ALLOW_PRIVATE_DESTINATIONS", "") == "1",
 }
 
 LOGGING = {

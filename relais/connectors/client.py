@@ -23,6 +23,7 @@ from relais.connectors.base import (
     RateLimitedError,
     TransientNetworkError,
 )
+from relais.connectors.netguard import PublicOnlyTransport
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,11 @@ class HttpClient:
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
+        public_only: bool = False,
     ) -> None:
+        """`public_only` for URLs a workspace typed (webhooks): private addresses are refused."""
+        if public_only and transport is None:
+            transport = PublicOnlyTransport()
         self._client = httpx.Client(
             base_url=base_url, headers=headers, timeout=timeout, transport=transport
         )

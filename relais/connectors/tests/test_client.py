@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+from pytest_django.fixtures import Settings
 
 from relais.connectors.base import (
     ConnectorError,
@@ -18,6 +19,7 @@ from relais.connectors.base import (
     TransientNetworkError,
 )
 from relais.connectors.client import HttpClient, parse_retry_after
+from relais.connectors.netguard import UnsafeDestinationError, check_destination
 
 Scripted = tuple[int, dict[str, str], bytes]
 
@@ -192,3 +194,59 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert parse_retry_after("Thu, 26 Nov 2026 11:00:00 GMT", now=now) == 0.0
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
+
+
+# The guard against workspace-typed URLs reaching private addresses (connectors/netguard.py).
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000/hook",
+        "http://localhost/hook",
+        "https://10.1.2.3/hook",
+        "http://192.168.0.10/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://0.0.0.0/hook",
+    ],
+)
+def test_private_and_local_destinations_are_refused_when_saved(url: str) -> None:
+    with pytest.raises(UnsafeDestinationError, match="is a private address"):
+        check_destination(url)
+
+
+@pytest.mark.parametrize("url", ["ftp://example.org/x", "file:///etc/passwd", "http:///nohost"])
+def test_only_http_addresses_are_accepted(url: str) -> None:
+    with pytest.raises(UnsafeDestinationError, match="http"):
+        check_destination(url)
+
+
+def test_a_public_address_is_accepted() -> None:
+    check_destination("https://93.184.215.14/hook")  # an address literal: no DNS lookup
+
+
+def test_a_public_only_client_never_connects_to_a_private_address(
+    server: ScriptedServer,
+) -> None:
+    """The check happens at connect time, on the address resolved then (DNS rebinding)."""
+    client = HttpClient(public_only=True, max_attempts=1)
+    with pytest.raises(UnsafeDestinationError):
+        client.request("POST", f"{server.base_url}/hook", content=b"{}")
+    port = server.server_address[1]
+    with pytest.raises(UnsafeDestinationError):
+        client.request("POST", f"http://localhost:{port}/hook", content=b"{}")
+    client.close()
+    assert server.hits == {}
+
+
+def test_deployments_may_allow_private_receivers(
+    server: ScriptedServer, settings: Settings
+) -> None:
+    settings.RELAIS = {**settings.RELAIS, "ALLOW_PRIVATE_DESTINATIONS": True}
+    check_destination(f"{server.base_url}/hook")
+    client = HttpClient(public_only=True, max_attempts=1)
+    assert client.request("GET", f"{server.base_url}/hook").text == "ok"
+    client.close()
+    assert server.hits == {"/hook": 1}
