@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from relais.accounts.actions import check_capability, record_audit
 from relais.accounts.models import User, Workspace
 from relais.accounts.roles import Capability
+from relais.connectors import webhooks_out
 from relais.core import clock
 from relais.core.errors import ValidationFailedError
 from relais.core.events import publish_event
@@ -619,7 +620,7 @@ def _deliver_one(notice: AlertDelivery, channel: AlertChannel, now: datetime) ->
         if notice.attempts >= delivery.MAX_ATTEMPTS:
             notice.status = DeliveryStatus.FAILED
         else:
-            notice.next_attempt_at = now + delivery.retry_delay(notice.attempts)
+            notice.next_attempt_at = now + webhooks_out.retry_delay(notice.attempts)
         notice.save(update_fields=["attempts", "last_error", "status", "next_attempt_at"])
         channel.save(update_fields=["consecutive_failures", "last_error"])
         publish_event(notice.workspace_id, "alerts.changed", {"channel": channel.pk})

@@ -7,9 +7,9 @@ import httpx
 import pytest
 
 from relais.conftest import T0, make_item
+from relais.connectors import webhooks_out
 from relais.core import clock
 from relais.core.errors import ValidationFailedError
-from relais.listening import delivery
 from relais.listening.actions import (
     do_create_channel,
     do_create_query,
@@ -68,7 +68,7 @@ def webhook(monkeypatch):
         received.append(request)
         return httpx.Response(answers.pop(0) if answers else 200)
 
-    monkeypatch.setattr(delivery, "webhook_transport", httpx.MockTransport(handle))
+    monkeypatch.setattr(webhooks_out, "transport", httpx.MockTransport(handle))
     return received, answers
 
 
