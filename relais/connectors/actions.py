@@ -219,6 +219,7 @@ def release_lease(account_id: int) -> None:
 class PollReport:
     accepted: int
     has_more: bool
+    busy: bool = False  # another reader held the account: nothing was read
 
 
 def do_poll_bluesky_account(account_id: int, *, limit: int = 5000, idle: float = 0.5) -> PollReport:
@@ -354,7 +355,7 @@ def do_poll_account(account_id: int) -> PollReport:
     wait the network asked for (or a backoff), so polls skip it meanwhile and the error shows.
     """
     if not take_lease(account_id):
-        return PollReport(0, has_more=False)
+        return PollReport(0, has_more=False, busy=True)
     account = ConnectedAccount.objects.get(pk=account_id)
     from relais.connectors.registry import connector_for
 

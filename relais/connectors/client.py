@@ -7,11 +7,12 @@ always surfaces as ``CredentialsExpiredError`` rather than as a generic failure.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+STREAM_READ_TIMEOUT = 90.0  # servers send heartbeats well within this
 MAX_RETRY_AFTER = 120.0  # never sleep longer than this inside a task; give up and retry later
 
 
@@ -101,6 +103,27 @@ class HttpClient:
             logger.info("retrying %s %s in %.1fs after: %s", method, url, wait, error)
             self._sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextlib.contextmanager
+    def stream_lines(
+        self, method: str, url: str, *, read_timeout: float = STREAM_READ_TIMEOUT, **kwargs: Any
+    ) -> Iterator[Iterator[str]]:
+        """A long-lived response read line by line (server-sent events), errors mapped as above.
+
+        One attempt: a stream's reader reconnects with its own backoff and resumes from its
+        cursor. The read timeout bounds the silence tolerated between lines (heartbeats).
+        """
+        timeout = httpx.Timeout(DEFAULT_TIMEOUT.connect or 5.0, read=read_timeout)
+        try:
+            with self._client.stream(method, url, timeout=timeout, **kwargs) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise self._error_for(method, url, response)
+                yield response.iter_lines()
+        except httpx.TimeoutException as exc:
+            raise TransientNetworkError(f"{method} {url}: the stream went silent") from exc
+        except httpx.TransportError as exc:
+            raise TransientNetworkError(f"{method} {url} failed: {exc.__class__.__name__}") from exc
 
     def _backoff(self, attempt: int) -> float:
         # Full jitter keeps many workers from retrying in lockstep against one server.

@@ -1,4 +1,4 @@
-"""The long-running Bluesky consumer: one firehose connection per connected account.
+"""The long-running readers (`relais stream`): one Bluesky firehose connection per account.
 
 Each page read from the stream is accepted with its cursor in one transaction
 (``do_accept_bluesky_page``), so a restart resumes after the last stored event, without loss
@@ -140,22 +140,27 @@ class AccountStream:
 
 
 def follow_all(stop: threading.Event, *, rescan_seconds: float = 30.0) -> None:
-    """Keep one consumer thread per active Bluesky account until ``stop`` is set.
+    """Keep one reader thread per active account of a streamed network until ``stop`` is set.
 
-    Accounts connected (or reconnected) while this runs are picked up at the next rescan.
+    Bluesky accounts follow their firehose; Mastodon accounts their server's streams
+    (``mastodon_stream.py``). Accounts connected (or reconnected) while this runs are picked up
+    at the next rescan.
     """
+    from relais.connectors.mastodon_stream import consume_mastodon_account
+
+    readers = {"bluesky": consume_account, "mastodon": consume_mastodon_account}
     threads: dict[int, threading.Thread] = {}
     while not stop.is_set():
         close_old_connections()
         active = ConnectedAccount.objects.filter(
-            network="bluesky", status=AccountStatus.ACTIVE
-        ).values_list("pk", flat=True)
-        for account_id in active:
+            network__in=readers, status=AccountStatus.ACTIVE
+        ).values_list("pk", "network")
+        for account_id, network in active:
             if account_id not in threads or not threads[account_id].is_alive():
                 threads[account_id] = threading.Thread(
-                    target=consume_account,
+                    target=readers[network],
                     args=(account_id, stop),
-                    name=f"bluesky-{account_id}",
+                    name=f"{network}-{account_id}",
                     daemon=True,
                 )
                 threads[account_id].start()

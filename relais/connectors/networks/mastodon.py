@@ -13,9 +13,11 @@ sniffs the server's version: only endpoints and fields that Mastodon-compatible 
 used, and a field a server leaves out is treated as absent.
 
 Inbox: notifications (mentions, direct messages, favourites, boosts); listening: the hashtag
-timelines of the followed tags. Both are polled with ``min_id``, the documented forward cursor.
-The streaming API is not used: ``HttpClient`` has no streaming request, polling is enough for a
-care inbox, and a reconnecting stream would still need this cursor to fill its gaps.
+timelines of the followed tags. Both are read with ``min_id``, the documented forward cursor.
+Where the server offers the streaming API, its events (``/api/v1/streaming/user/notification``
+and ``/api/v1/streaming/hashtag``) only wake the reader up (``relais stream``): the read itself
+stays the cursor-driven fetch, so a dropped stream or a missed event loses nothing and the beat's
+poll remains the safety net.
 
 All HTTP goes through ``HttpClient``; the endpoints are few, so they are called directly rather
 than through Mastodon.py, which sends its requests with its own ``requests`` session.
@@ -26,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -64,6 +66,7 @@ TAG_PAGE_SIZE = 40  # the maximum page of a hashtag timeline
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 MAX_CHARACTERS = 500
 URL_WEIGHT = 23  # every link counts as 23 characters, whatever its length
+WAKING_EVENTS = frozenset({"notification", "update"})  # what a stream says that the fetch reads
 
 
 # ---------------------------------------------------------------------------------------------
@@ -428,6 +431,37 @@ class MastodonConnector(Connector):
         headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
         return self.http.request(method, path, headers=headers, **kwargs)
 
+    # -- streaming: wake-up signals for the fetch ---------------------------------------------
+
+    def streaming_offered(self) -> bool:
+        """The documented health check of the streaming API answers OK on this server."""
+        try:
+            response = self.http.request("GET", "/api/v1/streaming/health")
+        except ConnectorError:
+            return False
+        return response.text.strip() == "OK"
+
+    def streams(self) -> list[tuple[str, dict[str, str]]]:
+        """The streams whose events mean the fetch has something new: notifications, tags."""
+        return [("/api/v1/streaming/user/notification", {})] + [
+            ("/api/v1/streaming/hashtag", {"tag": tag}) for tag in self.hashtags
+        ]
+
+    def listen(self, path: str, params: dict[str, str], wake: Callable[[str], None]) -> None:
+        """Follow one stream, calling ``wake`` with each event that the fetch would read.
+
+        Returns when the server closes the stream; network errors and refusals are raised as
+        connector errors (a revoked token as ``CredentialsExpiredError``).
+        """
+        token = self.account.credentials.get("access_token")
+        if not token or not self.instance:
+            raise CredentialsExpiredError(f"no server or access token for {self.account.handle}")
+        headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
+        with self.http.stream_lines("GET", path, params=params, headers=headers) as lines:
+            for event, _data in server_sent_events(lines):
+                if event in WAKING_EVENTS:
+                    wake(event)
+
     # -- listening --------------------------------------------------------------------------
 
     def fetch(self, cursor: dict[str, Any] | None, *, limit: int = 500) -> FetchPage:
@@ -650,6 +684,26 @@ class MastodonConnector(Connector):
             created_at=_parse_time(status.get("created_at")),
             url=str(status.get("url") or ""),
         )
+
+
+def server_sent_events(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """(event, data) of each event in a text/event-stream; comments (heartbeats) skipped."""
+    event = "message"
+    data: list[str] = []
+    for line in lines:
+        if not line:
+            if data:
+                yield event, "\n".join(data)
+            event, data = "message", []
+            continue
+        if line.startswith(":"):
+            continue
+        field, _colon, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "event":
+            event = value
+        elif field == "data":
+            data.append(value)
 
 
 def _payload_list(response: httpx.Response) -> list[Any]:
