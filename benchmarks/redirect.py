@@ -85,12 +85,57 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[-1]
 
 
+SERVERS = {
+    # What `relais run` serves: Django's ASGI application as config/asgi.py builds it.
+    "config.asgi": "from config.asgi import application",
+    # The same application behind the tracked-link fast path (relais/publishing/asgi.py).
+    "link fast path": (
+        "from config.asgi import application as django_application;"
+        "from relais.publishing.asgi import with_link_redirects;"
+        "application = with_link_redirects(django_application)"
+    ),
+}
+
+
+def serve(env: dict[str, str], port: int, setup: str) -> subprocess.Popen[bytes]:
+    script = (
+        f"import uvicorn; {setup};"
+        f"uvicorn.run(application, port={port}, access_log=False, log_level='warning')"
+    )
+    server = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=ROOT)
+    for _attempt in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return server
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise RuntimeError("the server did not start")
+
+
+def measure(env: dict[str, str], setup: str, code: str, count: int) -> dict[str, list[float]]:
+    port = free_port()
+    server = serve(env, port, setup)
+    try:
+        path = f"/l/{code}"
+        browser = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+        time_requests(port, path, [f"{browser} warmup{n}" for n in range(50)])
+        new = time_requests(port, path, [f"{browser} v{n}" for n in range(count)])
+        returning = time_requests(port, path, [browser] * count)
+        bots = time_requests(port, path, ["Twitterbot/1.0"] * count)
+    finally:
+        server.terminate()  # a normal stop: the click writer flushes what it holds
+        server.wait(timeout=10)
+    return {"new visitors": new, "returning visitor": returning, "bot (no insert)": bots}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="300 requests per case")
     parser.add_argument("--requests", type=int, default=0)
     args = parser.parse_args()
     count = args.requests or (300 if args.quick else 2000)
+    results: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory() as folder:
         env = {
             **os.environ,
@@ -100,44 +145,32 @@ def main() -> None:
         }
         env.pop("DATABASE_URL", None)
         code = create_link(env)
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "config.asgi:application", "--port", str(port),
-             "--no-access-log", "--log-level", "warning"],
-            env=env, cwd=ROOT,
-        )  # fmt: skip
-        try:
-            for _attempt in range(100):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            path = f"/l/{code}"
-            browser = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
-            time_requests(port, path, [f"{browser} warmup{n}" for n in range(50)])
-            new = time_requests(port, path, [f"{browser} v{n}" for n in range(count)])
-            returning = time_requests(port, path, [browser] * count)
-            bots = time_requests(port, path, ["Twitterbot/1.0"] * count)
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
-        recorded = count_clicks(env)
-    # Every new visitor and the warm-up ones once, the returning visitor once, no bot.
-    assert recorded == count + 50 + 1, recorded
-    cases = {"new visitors": new, "returning visitor": returning, "bot (no insert)": bots}
-    for name, timings in cases.items():
-        print(f"{name:18} p50 {statistics.median(timings):6.2f} ms  p95 {p95(timings):6.2f} ms")
+        for number, (name, setup) in enumerate(SERVERS.items(), start=1):
+            # The same browsers on each server: the day's visitors are counted once.
+            results[name] = measure(env, setup, code, count)
+            recorded = count_clicks(env)
+            # Every new visitor and the warm-up ones once, the returning visitor once, no bot.
+            assert recorded == count + 50 + 1, (name, recorded, number)
+    for name, cases in results.items():
+        for case, timings in cases.items():
+            print(
+                f"{name:15} {case:18} p50 {statistics.median(timings):6.2f} ms"
+                f"  p95 {p95(timings):6.2f} ms"
+            )
+    shipped, fast = results["config.asgi"], results["link fast path"]
     print(
         json.dumps(
             {
                 "requests_per_case": count,
                 "clicks_recorded": recorded,
                 "server": "uvicorn ASGI, SQLite WAL",
-                "redirect_p50_ms": round(statistics.median(new), 3),
-                "redirect_p95_ms": round(p95(new), 3),
-                "returning_p95_ms": round(p95(returning), 3),
-                "bot_p95_ms": round(p95(bots), 3),
+                "redirect_p50_ms": round(statistics.median(shipped["new visitors"]), 3),
+                "redirect_p95_ms": round(p95(shipped["new visitors"]), 3),
+                "bot_p95_ms": round(p95(shipped["bot (no insert)"]), 3),
+                "fast_path_p50_ms": round(statistics.median(fast["new visitors"]), 3),
+                "fast_path_p95_ms": round(p95(fast["new visitors"]), 3),
+                "fast_path_returning_p95_ms": round(p95(fast["returning visitor"]), 3),
+                "fast_path_bot_p95_ms": round(p95(fast["bot (no insert)"]), 3),
             }
         )
     )

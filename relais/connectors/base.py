@@ -23,6 +23,7 @@ class Capability(StrEnum):
     PUBLISH = "publish"
     METRICS = "metrics"
     FOLLOWERS = "followers"
+    IMAGES = "images"  # posts, replies and messages may carry ``OutboundPost.media``
 
 
 class PostKind(StrEnum):
@@ -76,11 +77,23 @@ class FetchPage:
 
 
 @dataclass(frozen=True)
+class MediaFile:
+    """A file to attach; ``alt`` describes it for people who cannot see it."""
+
+    filename: str
+    mime_type: str
+    data: bytes = field(repr=False)
+    alt: str = ""
+
+
+@dataclass(frozen=True)
 class OutboundPost:
     text: str
     kind: PostKind = PostKind.POST
     in_reply_to: str | None = None
     recipient: str | None = None  # remote author id, for private messages
+    # Sent only by connectors with ``Capability.IMAGES``; the others ignore it.
+    media: tuple[MediaFile, ...] = ()
 
 
 @dataclass(frozen=True)

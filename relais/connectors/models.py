@@ -75,3 +75,69 @@ class Engagement(WorkspaceOwned):
 
     def __str__(self) -> str:
         return f"{self.kind} of {self.subject_remote_id}"
+
+
+class ApiBudget(WorkspaceOwned):
+    """What a workspace allows itself to spend each month on a paid API (X bills every call)."""
+
+    network = models.CharField(max_length=32)
+    # Millionths of a US dollar, so charges add up exactly with integer arithmetic.
+    monthly_limit_micros = models.BigIntegerField(_("monthly budget"))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "network"], name="one_budget_per_network")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.network} budget {self.monthly_limit_micros / 1_000_000:.2f} USD/month"
+
+
+class ApiUsage(WorkspaceOwned):
+    """What a workspace spent on a paid API in one calendar month (UTC), call by call."""
+
+    network = models.CharField(max_length=32)
+    month = models.DateField()  # the first day of the month
+    spent_micros = models.BigIntegerField(default=0)
+    calls = models.PositiveIntegerField(default=0)
+    # Spend per operation (``{"posts_read": 15000, ...}``), for the accounts page.
+    by_operation = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "network", "month"], name="one_usage_row_per_month"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.network} {self.month:%Y-%m}: {self.spent_micros / 1_000_000:.3f} USD"
+
+
+class WebhookEventStatus(models.TextChoices):
+    RECEIVED = "received", _("Received")
+    ACCEPTED = "accepted", _("Accepted")
+    REJECTED = "rejected", _("Rejected")
+    UNMATCHED = "unmatched", _("No connected account")
+
+
+class WebhookEvent(models.Model):
+    """A notification a network pushed to Relais, kept as received before anything reads it.
+
+    Deployment-wide, not a workspace's: a Meta app has one callback for every page it serves,
+    and which workspace an event belongs to is only known once it is read. Nothing is dropped:
+    an event that cannot be read is kept as ``rejected`` with the reason, to study or replay.
+    """
+
+    network = models.CharField(max_length=32)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    body = models.TextField()  # the raw request body, as signed
+    signature = models.CharField(max_length=200, blank=True)
+    status = models.CharField(
+        max_length=12, choices=WebhookEventStatus.choices, default=WebhookEventStatus.RECEIVED
+    )
+    error = models.TextField(blank=True)
+    items = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.network} webhook event {self.pk} ({self.status})"

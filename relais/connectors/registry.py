@@ -6,9 +6,11 @@ from typing import TYPE_CHECKING, Any
 from relais.connectors.base import AccountContext, Connector
 from relais.connectors.credentials import UnreadableCredentialsError, decrypt_credentials
 from relais.connectors.networks.bluesky import BlueskyConnector
+from relais.connectors.networks.facebook import FacebookPageConnector, InstagramConnector
 from relais.connectors.networks.mastodon import MastodonConnector
 from relais.connectors.networks.rss import RssConnector
 from relais.connectors.networks.sandbox import SandboxConnector
+from relais.connectors.networks.x import XConnector
 
 if TYPE_CHECKING:
     from relais.connectors.models import ConnectedAccount
@@ -17,7 +19,15 @@ logger = logging.getLogger(__name__)
 
 CONNECTORS: dict[str, type[Connector]] = {
     connector.key: connector
-    for connector in (SandboxConnector, BlueskyConnector, MastodonConnector, RssConnector)
+    for connector in (
+        SandboxConnector,
+        BlueskyConnector,
+        MastodonConnector,
+        RssConnector,
+        XConnector,
+        FacebookPageConnector,
+        InstagramConnector,
+    )
 }
 
 
@@ -54,7 +64,13 @@ def connector_for(account: "ConnectedAccount") -> Connector:
         credentials=credentials,
         save_credentials=save,
     )
-    return connector_class(account.network)(context)
+    cls = connector_class(account.network)
+    if getattr(cls, "metered", False):
+        # A network that bills every call charges it to the workspace's monthly budget.
+        from relais.connectors.budget import WorkspaceBudget
+
+        return cls(context, meter=WorkspaceBudget(account.workspace_id, account.network))  # type: ignore[call-arg]
+    return cls(context)
 
 
 def network_choices() -> list[tuple[str, str]]:

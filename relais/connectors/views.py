@@ -18,6 +18,12 @@ from relais.connectors.actions import (
     do_finish_mastodon_connection,
     do_start_mastodon_connection,
 )
+from relais.connectors.budget import budget_state, do_set_monthly_budget
+from relais.connectors.connect_actions import (
+    do_connect_facebook_page,
+    do_finish_x_connection,
+    do_start_x_connection,
+)
 from relais.connectors.networks.bluesky import DEFAULT_PLC, DEFAULT_SERVICE
 from relais.core.errors import RelaisError
 
@@ -105,6 +111,87 @@ def mastodon_callback(request: WorkspaceRequest) -> HttpResponse:
     return redirect("accounts", request.workspace.slug)
 
 
+PENDING_X = "relais.pending_x_connection"
+
+
+@workspace_view(Capability.MANAGE_ACCOUNTS)
+@require_POST
+def connect_x(request: WorkspaceRequest) -> HttpResponse:
+    """Step one: the workspace's own X app keys; send the browser to X to approve."""
+    callback = reverse("x_callback", args=[request.workspace.slug])
+    try:
+        authorize, pending = do_start_x_connection(
+            request.workspace,
+            request.POST.get("client_id", ""),
+            request.POST.get("client_secret", ""),
+            actor=request.user,
+            redirect_uri=request.build_absolute_uri(callback),
+            api_address=request.POST.get("api_base", ""),
+        )
+    except RelaisError as exc:
+        messages.error(request, str(exc))
+        return _render(request, handle="", service=DEFAULT_SERVICE, plc=DEFAULT_PLC, status=400)
+    request.session[PENDING_X] = pending
+    return redirect(authorize)
+
+
+@workspace_view(Capability.MANAGE_ACCOUNTS)
+def x_callback(request: WorkspaceRequest) -> HttpResponse:
+    """Step two: X sent the browser back with a code (or the admin's refusal)."""
+    pending = request.session.pop(PENDING_X, "")
+    try:
+        account = do_finish_x_connection(
+            request.workspace,
+            pending,
+            code=request.GET.get("code", ""),
+            state=request.GET.get("state", ""),
+            actor=request.user,
+        )
+    except RelaisError as exc:
+        messages.error(request, str(exc))
+        return redirect("accounts", request.workspace.slug)
+    messages.success(request, _("@%(handle)s is connected.") % {"handle": account.handle})
+    return redirect("accounts", request.workspace.slug)
+
+
+@workspace_view(Capability.MANAGE_ACCOUNTS)
+@require_POST
+def set_x_budget(request: WorkspaceRequest) -> HttpResponse:
+    try:
+        do_set_monthly_budget(
+            request.workspace, "x", request.POST.get("monthly_budget", ""), actor=request.user
+        )
+    except RelaisError as exc:
+        messages.error(request, str(exc))
+        return _render(request, handle="", service=DEFAULT_SERVICE, plc=DEFAULT_PLC, status=400)
+    messages.success(request, _("The monthly X budget is saved."))
+    return redirect("accounts", request.workspace.slug)
+
+
+@workspace_view(Capability.MANAGE_ACCOUNTS)
+@require_POST
+def connect_facebook(request: WorkspaceRequest) -> HttpResponse:
+    try:
+        accounts = do_connect_facebook_page(
+            request.workspace,
+            request.POST.get("page_access_token", ""),
+            actor=request.user,
+            graph_base=request.POST.get("graph_base", ""),
+            graph_version=request.POST.get("graph_version", ""),
+            with_instagram=bool(request.POST.get("with_instagram")),
+        )
+    except RelaisError as exc:
+        messages.error(request, str(exc))
+        return _render(request, handle="", service=DEFAULT_SERVICE, plc=DEFAULT_PLC, status=400)
+    for account in accounts:
+        messages.success(
+            request,
+            _("%(name)s (%(network)s) is connected.")
+            % {"name": account.display_name, "network": account.network.capitalize()},
+        )
+    return redirect("accounts", request.workspace.slug)
+
+
 def _render(
     request: WorkspaceRequest,
     *,
@@ -122,5 +209,6 @@ def _render(
         "service": service,
         "plc": plc,
         "feed": feed,
+        "x_budget": budget_state(request.workspace.pk, "x"),
     }
     return render(request, "connectors/accounts.html", context, status=status)

@@ -20,10 +20,11 @@ from relais.accounts.actions import check_capability, record_audit
 from relais.accounts.models import User, Workspace
 from relais.accounts.roles import Capability
 from relais.connectors import webhooks_out
+from relais.connectors.netguard import UnsafeDestinationError
 from relais.core import clock
 from relais.core.errors import ValidationFailedError
 from relais.core.events import publish_event
-from relais.listening import alerting, delivery, detection, matching
+from relais.listening import addresses, alerting, delivery, detection, matching
 from relais.listening.matcher import Matcher
 from relais.listening.models import (
     Alert,
@@ -525,6 +526,7 @@ def _notify(alert: Alert, event: str) -> None:
 
 
 def check_channel(kind: str, target: str, min_interval_seconds: int) -> None:
+    """Refuse unknown kinds, malformed addresses and addresses on private networks."""
     if kind not in ChannelKind.values:
         raise ValidationFailedError(_("Unknown channel kind."))
     target = target.strip()
@@ -532,6 +534,13 @@ def check_channel(kind: str, target: str, min_interval_seconds: int) -> None:
         raise ValidationFailedError(_("A webhook address starts with https:// or http://."))
     if kind == ChannelKind.APPRISE and not delivery.valid_apprise_url(target):
         raise ValidationFailedError(_("This is not an e-mail or chat address Apprise knows."))
+    try:
+        if kind == ChannelKind.WEBHOOK:
+            addresses.check_webhook_destination(target)
+        else:
+            addresses.check_apprise_destination(target)
+    except UnsafeDestinationError as error:
+        raise ValidationFailedError(str(error)) from error
     if min_interval_seconds < 60:
         raise ValidationFailedError(_("Leave at least one minute between two messages."))
 
@@ -548,13 +557,14 @@ def do_create_channel(
     check_capability(actor, workspace, Capability.MANAGE_ACCOUNTS)
     check_channel(kind, target, min_interval_seconds)
     with transaction.atomic():
-        channel = AlertChannel.objects.create(
+        channel = AlertChannel(
             workspace=workspace,
             name=name.strip()[:120] or kind,
             kind=kind,
-            target=target.strip(),
             min_interval_seconds=min_interval_seconds,
         )
+        channel.target = target.strip()  # stored encrypted
+        channel.save()
         signing_key(workspace.pk)
         record_audit(workspace, actor, "listening.channel_created", channel, kind=kind)
     return channel

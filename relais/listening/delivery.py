@@ -8,7 +8,10 @@ from typing import Any
 import apprise
 
 from relais.connectors import webhooks_out
+from relais.connectors.credentials import UnreadableCredentialsError
+from relais.connectors.netguard import UnsafeDestinationError
 from relais.connectors.webhooks_out import DeliveryError
+from relais.listening.addresses import check_apprise_destination, mask_url
 from relais.listening.models import Alert, AlertChannel, ChannelKind
 
 MAX_ATTEMPTS = 8
@@ -55,14 +58,31 @@ def notice_text(payload: dict[str, Any]) -> tuple[str, str]:
 
 
 def send(channel: AlertChannel, payload: dict[str, Any], secret: str) -> None:
-    """One attempt; raises DeliveryError with a reason fit to show on the channel."""
-    if channel.kind == ChannelKind.WEBHOOK:
-        webhooks_out.post_signed(channel.target, payload, secret)
-    else:
-        _send_apprise(channel.target, payload)
+    """One attempt; raises DeliveryError with a reason fit to show on the channel.
+
+    The reason never holds the channel's URL: its path and credentials are replaced by the
+    masked address, since the reason is stored and shown.
+    """
+    try:
+        url = channel.target
+    except UnreadableCredentialsError:
+        raise DeliveryError(
+            "the address cannot be read (the server's secret key changed): add the channel again"
+        ) from None
+    try:
+        if channel.kind == ChannelKind.WEBHOOK:
+            webhooks_out.post_signed(url, payload, secret)
+        else:
+            _send_apprise(url, payload)
+    except DeliveryError as error:
+        raise DeliveryError(str(error).replace(url, mask_url(url))) from None
 
 
 def _send_apprise(url: str, payload: dict[str, Any]) -> None:
+    try:  # again at send time: the name may resolve elsewhere now
+        check_apprise_destination(url)
+    except UnsafeDestinationError as error:
+        raise DeliveryError(str(error)) from None
     notifier = apprise.Apprise()
     if not notifier.add(url):
         raise DeliveryError("Apprise does not understand this URL")

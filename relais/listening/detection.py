@@ -36,6 +36,9 @@ RECENT = timedelta(hours=3)
 class DetectorSettings:
     min_history: timedelta = timedelta(hours=12)
     min_count: int = 6  # mentions in the window (chosen on the backtests, benchmarks/alerts.py)
+    # Mentions enough when they fall in a single bucket: four in five minutes, where one an hour
+    # is usual, is rarer than six spread over fifteen (chosen on the backtests too).
+    min_count_one_bucket: int = 4
     min_ratio: float = 3.0  # times the expected count
     min_z: float = 5.0  # standard deviations, dispersion included
     windows: tuple[int, ...] = (1, 3)  # buckets
@@ -225,9 +228,10 @@ def _window(
 
 
 def _volume_alarm(
-    observed: int, expected: float, dispersion: float, settings: DetectorSettings
+    observed: int, expected: float, dispersion: float, settings: DetectorSettings, size: int
 ) -> bool:
-    if observed < settings.min_count or observed < settings.min_ratio * expected:
+    least = settings.min_count_one_bucket if size == 1 else settings.min_count
+    if observed < least or observed < settings.min_ratio * expected:
         return False
     z = (observed - expected) / math.sqrt(dispersion * max(expected, 0.05))
     return z >= settings.min_z
@@ -250,7 +254,7 @@ def assess_volume(
         for last in (current, current - BUCKET):
             counts, buckets = _window(recent, last, size)
             expected = sum(baseline.expected(bucket) for bucket in buckets)
-            if _volume_alarm(counts.total, expected, baseline.dispersion, settings) and (
+            if _volume_alarm(counts.total, expected, baseline.dispersion, settings, size) and (
                 best is None or counts.total / max(expected, 0.05) > best[0] / max(best[1], 0.05)
             ):
                 best = (counts.total, expected, min(buckets))

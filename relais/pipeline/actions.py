@@ -25,6 +25,7 @@ from relais.listening.actions import do_correct_rollups_for_reenriched, do_match
 from relais.pipeline.enrichers import current_enrichment, enrich_posts
 from relais.pipeline.items import MAX_TEXT_LENGTH, item_from_json, item_to_json
 from relais.pipeline.models import Author, Direction, PendingBatch, Post, Routing
+from relais.publishing.inbound import do_record_published_post_activity
 
 MAX_ADOPTION_DEPTH = 50
 
@@ -85,6 +86,7 @@ def do_ingest_items(workspace_id: int, network: str, items: Iterable[InboundItem
         do_match_posts(workspace_id, new_posts)
         routed = route_posts(workspace_id, new_posts + adopted, accounts, now=clock.now())
         _save_links_and_routing(new_posts + adopted, relinked=adopted)
+        do_record_published_post_activity(workspace_id, network, new_posts)
         if new_posts:
             publish_event(workspace_id, "posts.created", {"count": len(new_posts)})
     return IngestReport(len(unique_items), len(new_posts), routed)

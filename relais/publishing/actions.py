@@ -35,6 +35,7 @@ from relais.core.errors import PermissionDeniedError, ValidationFailedError
 from relais.core.events import publish_event
 from relais.publishing import audience
 from relais.publishing.counting import URL, count_for
+from relais.publishing.media import outbound_media
 from relais.publishing.models import (
     Claim,
     CodeMode,
@@ -385,14 +386,27 @@ def do_unschedule(user: User, draft: Draft) -> int:
     )
 
 
-def do_move_to_day(user: User, target: Target, day: date) -> datetime:
-    """Calendar drag and drop: the same wall-clock time on another day (workspace time zone)."""
+def do_move_to_day(user: User, target: Target, day: date, hour: int | None = None) -> datetime:
+    """Calendar drag and drop: another day (month view) or day and hour (week view), keeping
+    the post's minutes; times are the workspace's wall clock."""
+    check_capability(user, target.workspace_id, Capability.REPLY)
+    if target.scheduled_at is None:
+        raise ValidationFailedError(_("Only a scheduled post can be moved."))
+    zone = ZoneInfo(target.draft.workspace.time_zone)
+    local = target.scheduled_at.astimezone(zone)
+    if hour is not None and not 0 <= hour <= 23:
+        raise ValidationFailedError(_("Choose an hour between 0 and 23."))
+    at = local.time() if hour is None else local.time().replace(hour=hour)
+    return do_reschedule_target(user, target, datetime.combine(day, at))
+
+
+def do_reschedule_target(user: User, target: Target, when: datetime) -> datetime:
+    """Move one scheduled post to another time (typed in the workspace's time zone)."""
     check_capability(user, target.workspace_id, Capability.REPLY)
     if target.status != TargetStatus.SCHEDULED or target.scheduled_at is None:
         raise ValidationFailedError(_("Only a scheduled post can be moved."))
     zone = ZoneInfo(target.draft.workspace.time_zone)
-    local = target.scheduled_at.astimezone(zone)
-    when = check_schedule(datetime.combine(day, local.time(), tzinfo=zone))
+    when = check_schedule(when if when.tzinfo else when.replace(tzinfo=zone))
     with transaction.atomic():
         moved = Target.objects.filter(pk=target.pk, status=TargetStatus.SCHEDULED).update(
             scheduled_at=when
@@ -491,7 +505,8 @@ def do_publish_target(target_id: int) -> Target | None:
     connector = connector_for(target.account)
     try:
         sent = connector.publish(
-            OutboundPost(text=target.text), idempotency_key=target.idempotency_key
+            OutboundPost(text=target.text, media=outbound_media(target)),
+            idempotency_key=target.idempotency_key,
         )
     except ConnectorError as error:
         retry = error.retryable and target.attempts < MAX_ATTEMPTS
@@ -659,6 +674,20 @@ def check_offer(
         raise ValidationFailedError(_("Enter the code customers will use."))
 
 
+def check_reply_keywords(keywords: str) -> str:
+    """Comma-separated words or phrases; each at least 2 characters, at most 10 of them."""
+    words = [" ".join(word.split()) for word in keywords.split(",")]
+    words = [word for word in words if word]
+    if any(len(word) < 2 for word in words) or len(words) > 10:
+        raise ValidationFailedError(
+            _("Claim keywords: up to 10 words or phrases of 2 characters or more, comma separated.")
+        )
+    joined = ", ".join(words)
+    if len(joined) > 200:
+        raise ValidationFailedError(_("Claim keywords are limited to 200 characters."))
+    return joined
+
+
 def do_create_offer(
     user: User,
     workspace: Workspace,
@@ -671,6 +700,7 @@ def do_create_offer(
     code_mode: str = CodeMode.SHARED,
     shared_code: str = "",
     currency: str = "EUR",
+    reply_keywords: str = "",
 ) -> Offer:
     check_capability(user, workspace, Capability.REPLY)
     starts_at, ends_at = local_to_utc(workspace, starts_at), local_to_utc(workspace, ends_at)
@@ -695,6 +725,7 @@ def do_create_offer(
             ends_at=ends_at,
             code_mode=code_mode,
             shared_code=shared_code.strip() if code_mode == CodeMode.SHARED else "",
+            reply_keywords=check_reply_keywords(reply_keywords),
             created_by=user,
         )
         if code_mode == CodeMode.UNIQUE:
@@ -711,13 +742,17 @@ def _unique_code() -> str:
 
 
 def offer_text(offer: Offer, link_url: str) -> str:
-    return _("%(product)s at %(price)s %(currency)s, %(stock)d available: %(url)s") % {
+    text = _("%(product)s at %(price)s %(currency)s, %(stock)d available: %(url)s") % {
         "product": offer.product,
         "price": offer.price,
         "currency": offer.currency,
         "stock": offer.stock_left,
         "url": link_url,
     }
+    if offer.reply_keywords:
+        keyword = offer.reply_keywords.split(",")[0].strip()
+        text += " " + _("Or reply %(keyword)s to claim one.") % {"keyword": keyword}
+    return text
 
 
 def do_create_offer_draft(user: User, offer: Offer, account_ids: list[int], base_url: str) -> Draft:
@@ -764,6 +799,7 @@ def do_claim(
     forwarder: str = "",
     claimant: str = "",
     simulated: bool = False,
+    network: str = "",
 ) -> Claim:
     """Take one unit: the stock is decremented by a conditional UPDATE, so it never goes below 0.
 
@@ -772,14 +808,27 @@ def do_claim(
     if claimant and (already := Claim.objects.filter(offer_id=offer_id, claimant=claimant).first()):
         return already
     try:
-        return _take_unit(offer_id, link, forwarder, claimant, simulated)
+        return _take_unit(
+            offer_id,
+            link=link,
+            forwarder=forwarder,
+            claimant=claimant,
+            simulated=simulated,
+            network=network,
+        )
     except IntegrityError:
         # The same person's double submit won the race: the unit taken here was rolled back.
         return Claim.objects.get(offer_id=offer_id, claimant=claimant)
 
 
 def _take_unit(
-    offer_id: int, link: TrackedLink | None, forwarder: str, claimant: str, simulated: bool
+    offer_id: int,
+    *,
+    link: TrackedLink | None,
+    forwarder: str,
+    claimant: str,
+    simulated: bool,
+    network: str,
 ) -> Claim:
     now = clock.now()
     with transaction.atomic():
@@ -805,7 +854,7 @@ def _take_unit(
             offer=offer,
             link=link,
             code=code,
-            network=link.utm_source if link else "",
+            network=network or (link.utm_source if link else ""),
             forwarder=forwarder[:255],
             amount=offer.price,
             simulated=simulated,

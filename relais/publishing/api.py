@@ -55,6 +55,10 @@ class TallyOut(Schema):
     claims: int
     simulated_claims: int
     revenue: Decimal
+    likes: int
+    reposts: int
+    replies: int
+    quotes: int
 
 
 class OfferReportOut(Schema):
@@ -67,6 +71,7 @@ class OfferReportOut(Schema):
     reach_upper_bound: int
     by_network: dict[str, TallyOut]
     by_forwarder: dict[str, TallyOut]
+    by_day: dict[str, TallyOut]
 
 
 class ErrorOut(Schema):
@@ -119,6 +124,7 @@ def _tally(tally: queries.Tally) -> dict[str, Any]:
         "claims": tally.claims,
         "simulated_claims": tally.simulated_claims,
         "revenue": tally.revenue,
+        **{name: getattr(tally, name) for name in queries.ENGAGEMENT},
     }
 
 
@@ -135,4 +141,5 @@ def offer_report(request: HttpRequest, offer_id: int) -> Any:
         "reach_upper_bound": report.reach.upper_bound,
         "by_network": {key: _tally(t) for key, t in report.by_network.items()},
         "by_forwarder": {key: _tally(t) for key, t in report.by_forwarder.items()},
+        "by_day": {key.isoformat(): _tally(t) for key, t in report.by_day.items()},
     }

@@ -36,6 +36,7 @@ BOT_AGENT = re.compile(
     re.IGNORECASE,
 )
 CACHE_SIZE = 10_000
+FORWARDER_PARAM = "via"
 FLUSH_SECONDS = 0.25
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,11 @@ def with_utm(destination: str, source: str, medium: str, campaign: str) -> str:
         if value:
             query.setdefault(key, value)
     return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def cached(code: str) -> ResolvedLink | None:
+    """The link if this process already resolved it (no database access: safe on an event loop)."""
+    return _resolved.get(code)
 
 
 def resolve(code: str) -> ResolvedLink | None:
@@ -149,9 +155,10 @@ recorder = ClickRecorder()
 atexit.register(recorder.flush)
 
 
-def record_click(link: ResolvedLink, request: HttpRequest, day: date, forwarder: str) -> bool:
+def record_click(
+    link: ResolvedLink, address: str, user_agent: str, day: date, forwarder: str
+) -> bool:
     """Queue the click unless it is a bot's; the unique key drops this visitor's repeats today."""
-    user_agent = str(request.META.get("HTTP_USER_AGENT", ""))
     if is_bot(user_agent):
         return False
     recorder.add(
@@ -159,8 +166,16 @@ def record_click(link: ResolvedLink, request: HttpRequest, day: date, forwarder:
             workspace_id=link.workspace_id,
             link_id=link.link_id,
             day=day,
-            visitor=visitor_hash(day, client_address(request), user_agent),
+            visitor=visitor_hash(day, address, user_agent),
             forwarder=forwarder[:255],
         )
     )
     return True
+
+
+def redirect_location(link: ResolvedLink, forwarder: str) -> str:
+    """Where the visitor goes: the destination with its UTM, and who forwarded it to them."""
+    if not forwarder:
+        return link.location
+    joiner = "&" if "?" in link.location else "?"
+    return link.location + joiner + urlencode({FORWARDER_PARAM: forwarder})

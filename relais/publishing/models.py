@@ -87,7 +87,11 @@ class Target(WorkspaceOwned):
     )
 
     class Meta:
-        indexes = [models.Index(fields=["status", "scheduled_at"])]
+        indexes = [
+            models.Index(fields=["status", "scheduled_at"]),
+            # Inbound forwards and replies find the published post they answer by its remote id.
+            models.Index(fields=["workspace", "remote_id"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.draft_id} on {self.account_id} ({self.status})"
@@ -172,6 +176,9 @@ class Offer(WorkspaceOwned):
     ends_at = models.DateTimeField()
     code_mode = models.CharField(max_length=10, choices=CodeMode.choices, default="shared")
     shared_code = models.CharField(max_length=64, blank=True)
+    # Words that claim a unit when a customer replies with them to the offer's post, comma
+    # separated ("CLAIM, JE PRENDS"); empty: replies claim nothing.
+    reply_keywords = models.CharField(max_length=200, blank=True)
     sold_out_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
@@ -233,6 +240,9 @@ class Forward(WorkspaceOwned):
     forwarder_id = models.CharField(max_length=255)
     handle = models.CharField(max_length=255)
     kind = models.CharField(max_length=20, default="repost")
+    # The forward's own post on its network (a real repost, quote or boost), so a quote of this
+    # quote is known to come from this forwarder.
+    post_remote_id = models.CharField(max_length=512, blank=True)
     followers = models.PositiveIntegerField(null=True, blank=True)
     depth = models.PositiveSmallIntegerField(default=1)
     forwarded_at = models.DateTimeField(db_index=True)
@@ -247,3 +257,84 @@ class Forward(WorkspaceOwned):
 
     def __str__(self) -> str:
         return f"{self.handle} <- {self.parent_id or self.target_id}"
+
+
+class ReplyOutcome(models.TextChoices):
+    CLAIMED = "claimed", _("Claimed")
+    REFUSED = "refused", _("Refused")
+
+
+class ReplyState(models.TextChoices):
+    PENDING = "pending", _("To answer")
+    SENT = "sent", _("Answered")
+    FAILED = "failed", _("Answer failed")
+
+
+class OfferReply(WorkspaceOwned):
+    """A customer's reply to an offer's post that says a claim keyword, and our answer to it.
+
+    Stored by the pipeline in the same transaction as the reply (an outbox): the claim and the
+    answer happen afterwards, once per reply, whichever worker gets to it first.
+    """
+
+    offer = models.ForeignKey(Offer, on_delete=models.CASCADE, related_name="replies")
+    target = models.ForeignKey(Target, on_delete=models.CASCADE, related_name="offer_replies")
+    post = models.OneToOneField(
+        "pipeline.Post", on_delete=models.CASCADE, related_name="offer_reply"
+    )
+    claim = models.ForeignKey(
+        Claim, null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
+    )
+    outcome = models.CharField(max_length=10, choices=ReplyOutcome.choices, blank=True)
+    answer = models.TextField(blank=True)
+    state = models.CharField(max_length=10, choices=ReplyState.choices, default="pending")
+    idempotency_key = models.CharField(max_length=64, unique=True)
+    answer_remote_id = models.CharField(max_length=512, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"reply {self.post_id} to offer {self.offer_id} ({self.state})"
+
+
+class LinkPreview(WorkspaceOwned):
+    """What a web page says about itself (OpenGraph), fetched once per address and workspace."""
+
+    url = models.CharField(max_length=2000)
+    title = models.CharField(max_length=300, blank=True)
+    description = models.CharField(max_length=1000, blank=True)
+    image_url = models.CharField(max_length=2000, blank=True)
+    site_name = models.CharField(max_length=200, blank=True)
+    # Why there is no preview (the page refused, was too big, was not HTML...); empty when found.
+    error = models.CharField(max_length=500, blank=True)
+    fetched_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "url"], name="one_preview_per_url")
+        ]
+
+    def __str__(self) -> str:
+        return self.url[:80]
+
+
+class DraftMedia(WorkspaceOwned):
+    """An image attached to a draft, with the text that describes it (alt) for screen readers."""
+
+    draft = models.ForeignKey(Draft, on_delete=models.CASCADE, related_name="media")
+    filename = models.CharField(max_length=255)
+    mime_type = models.CharField(max_length=64)
+    data = models.BinaryField()
+    alt = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return self.filename

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods
@@ -14,21 +12,25 @@ from relais.publishing import links
 from relais.publishing.actions import do_claim
 from relais.publishing.models import Offer, TrackedLink
 
-FORWARDER_PARAM = "via"
+FORWARDER_PARAM = links.FORWARDER_PARAM
 
 
 @require_GET
 def follow_link(request: HttpRequest, code: str) -> HttpResponse:
-    """Redirect at once; the click is queued and written in a batch by ``links.recorder``."""
+    """Redirect at once; the click is queued and written in a batch by ``links.recorder``.
+
+    ``relais.publishing.asgi`` answers the same requests before Django's middleware when the
+    server runs its application; this view is the same redirect for everything else.
+    """
     link = links.resolve(code)
     if link is None:
         raise Http404
     forwarder = request.GET.get(FORWARDER_PARAM, "")
-    links.record_click(link, request, clock.now().date(), forwarder)
-    location = link.location
-    if forwarder:
-        location += ("&" if "?" in location else "?") + urlencode({FORWARDER_PARAM: forwarder})
-    response = HttpResponseRedirect(location)
+    user_agent = str(request.META.get("HTTP_USER_AGENT", ""))
+    links.record_click(
+        link, links.client_address(request), user_agent, clock.now().date(), forwarder
+    )
+    response = HttpResponseRedirect(links.redirect_location(link, forwarder))
     response["Cache-Control"] = "private, no-store"
     response["Referrer-Policy"] = "no-referrer"
     return response

@@ -25,9 +25,10 @@ from relais.accounts.actions import membership_of
 from relais.accounts.roles import Capability, Role, role_allows
 from relais.core import clock
 from relais.core.errors import RelaisError, ValidationFailedError
-from relais.publishing import actions, queries
+from relais.publishing import actions, media, queries
 from relais.publishing.counting import count_for, preview_networks
 from relais.publishing.models import CodeMode, Draft, Recurrence, TargetStatus
+from relais.publishing.previews import do_fetch_link_previews, previews_of
 from relais.publishing.reach import Reach
 
 WEEKDAYS = range(7)
@@ -137,6 +138,7 @@ def _draft_context(request: WorkspaceRequest, found: Draft) -> dict[str, Any]:
     targets = list(found.targets.all())
     membership = membership_of(request.user, request.workspace.pk)
     statuses = {t.status for t in targets}
+    previews, previews_stale = previews_of(found)
     return {
         "nav": "publishing",
         "draft": found,
@@ -152,7 +154,70 @@ def _draft_context(request: WorkspaceRequest, found: Draft) -> dict[str, Any]:
         "recurrences": Recurrence.choices,
         "time_zone": request.workspace.time_zone,
         "Status": TargetStatus,
+        "engagement": queries.engagement(request.workspace.pk, targets)[0],
+        "previews": previews,
+        "media": list(found.media.all()),
+        "max_images": media.MAX_IMAGES,
+        "image_accounts": {t.account_id for t in targets if media.carries_images(t.account)},
+        "previews_stale": previews_stale,
     }
+
+
+@workspace_view(Capability.REPLY)
+@require_POST
+def attach_media(request: WorkspaceRequest) -> HttpResponse:
+    found = queries.draft(request.workspace.pk, _id(request.POST.get("id")))
+    upload = request.FILES.get("image")
+    try:
+        if upload is None:
+            raise ValidationFailedError(_("Choose an image to attach."))
+        if upload.size and upload.size > media.MAX_IMAGE_BYTES:
+            raise ValidationFailedError(
+                _("%(name)s is %(size)s bytes; images are limited to %(limit)s bytes.")
+                % {
+                    "name": upload.name,
+                    "size": f"{upload.size:,}",
+                    "limit": f"{media.MAX_IMAGE_BYTES:,}",
+                }
+            )
+        data = upload.read(media.MAX_IMAGE_BYTES + 1)
+        media.do_attach_media(
+            request.user, found, upload.name or "image", data, request.POST.get("alt", "")
+        )
+    except RelaisError as error:
+        messages.error(request, str(error))
+    return redirect(_draft_url(request, found.pk))
+
+
+@workspace_view(Capability.REPLY)
+@require_POST
+def remove_media(request: WorkspaceRequest) -> HttpResponse:
+    found = queries.media(request.workspace.pk, _id(request.POST.get("media")))
+    try:
+        media.do_remove_media(request.user, found)
+    except RelaisError as error:
+        messages.error(request, str(error))
+    return redirect(_draft_url(request, found.draft_id))
+
+
+@workspace_view(Capability.VIEW)
+@require_GET
+def media_file(request: WorkspaceRequest) -> HttpResponse:
+    """An attached image, for the composer's previews (its type was checked from its bytes)."""
+    found = queries.media(request.workspace.pk, _id(request.GET.get("id")))
+    response = HttpResponse(bytes(found.data), content_type=found.mime_type)
+    response["Content-Disposition"] = "inline"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@workspace_view(Capability.VIEW)
+@require_POST
+def fetch_previews(request: WorkspaceRequest) -> HttpResponse:
+    """Read the draft's link previews (htmx, once the page is shown); answers the page."""
+    found = queries.draft(request.workspace.pk, _id(request.POST.get("id")))
+    do_fetch_link_previews(request.user, found)
+    return render(request, "publishing/draft.html", _draft_context(request, found))
 
 
 @workspace_view(Capability.REPLY)
@@ -217,42 +282,70 @@ def draft_step(request: WorkspaceRequest) -> HttpResponse:
 @workspace_view(Capability.VIEW)
 @require_GET
 def calendar(request: WorkspaceRequest) -> HttpResponse:
+    """The month (``?month=2026-03``) or the week (``?week=2026-03-09``, any day of it)."""
     today = clock.now().astimezone(ZoneInfo(request.workspace.time_zone)).date()
+    context: dict[str, Any] = {
+        "nav": "publishing",
+        "today": today,
+        "weekdays": [_weekday_name(day) for day in WEEKDAYS],
+        "can_move": role_allows(request.membership.role, Capability.REPLY),
+    }
+    if "week" in request.GET:
+        return _week(request, context, today)
     try:
         first = date.fromisoformat(request.GET.get("month", "") + "-01")
     except ValueError:
         first = today.replace(day=1)
     previous = (first - timedelta(days=1)).replace(day=1)
     following = (first + timedelta(days=32)).replace(day=1)
-    return render(
-        request,
-        "publishing/calendar.html",
-        {
-            "nav": "publishing",
-            "weeks": queries.month_calendar(
-                request.workspace.pk, request.workspace.time_zone, first
-            ),
-            "month": first,
-            "previous": previous.strftime("%Y-%m"),
-            "following": following.strftime("%Y-%m"),
-            "today": today,
-            "weekdays": [_weekday_name(day) for day in WEEKDAYS],
-            "can_move": role_allows(request.membership.role, Capability.REPLY),
-        },
-    )
+    context |= {
+        "weeks": queries.month_calendar(request.workspace.pk, request.workspace.time_zone, first),
+        "month": first,
+        "previous": previous.strftime("%Y-%m"),
+        "following": following.strftime("%Y-%m"),
+        "week_of": today if first.month == today.month else first,
+    }
+    return render(request, "publishing/calendar.html", context)
+
+
+def _week(request: WorkspaceRequest, context: dict[str, Any], today: date) -> HttpResponse:
+    try:
+        day = date.fromisoformat(request.GET.get("week", ""))
+    except ValueError:
+        day = today
+    monday = day - timedelta(days=day.weekday())
+    context |= {
+        "hours": queries.week_calendar(request.workspace.pk, request.workspace.time_zone, monday),
+        "monday": monday,
+        "days": [monday + timedelta(days=n) for n in WEEKDAYS],
+        "previous": (monday - timedelta(days=7)).isoformat(),
+        "following": (monday + timedelta(days=7)).isoformat(),
+    }
+    return render(request, "publishing/calendar_week.html", context)
 
 
 @workspace_view(Capability.REPLY)
 @require_POST
 def move_target(request: WorkspaceRequest) -> HttpResponse:
+    """Drag and drop (a day, or a day and an hour) and the keyboard's form (a date and time)."""
     found = queries.target(request.workspace.pk, _id(request.POST.get("target")))
+    form = request.POST
     try:
-        actions.do_move_to_day(request.user, found, date.fromisoformat(request.POST.get("day", "")))
+        if form.get("when"):
+            actions.do_reschedule_target(request.user, found, _local(form["when"]))
+        else:
+            hour = int(form["hour"]) if form.get("hour", "").isdigit() else None
+            actions.do_move_to_day(
+                request.user, found, date.fromisoformat(form.get("day", "")), hour
+            )
     except ValueError:
         messages.error(request, _("Choose a day."))
     except RelaisError as error:
         messages.error(request, str(error))
-    month = request.POST.get("day", "")[:7]
+    back = form.get("back", "")
+    if url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()):
+        return redirect(back)
+    month = form.get("day", "")[:7]
     return redirect(
         reverse("publishing_calendar", args=[request.workspace.slug]) + f"?month={month}"
     )
@@ -347,6 +440,7 @@ def create_offer(request: WorkspaceRequest) -> HttpResponse:
             code_mode=form.get("code_mode", CodeMode.SHARED),
             shared_code=form.get("shared_code", ""),
             currency=form.get("currency", "EUR") or "EUR",
+            reply_keywords=form.get("reply_keywords", ""),
         )
     except Http404:
         messages.error(request, _("Enter the stock as a number of units."))
@@ -376,6 +470,7 @@ def _campaign_context(request: WorkspaceRequest, offer_id: int) -> dict[str, Any
         "policy": actions.policy_for(request.workspace.pk),
         "accounts": queries.accounts(request.workspace.pk),
         "drafts": report.offer.drafts.order_by("created_at"),
+        "offer_replies": queries.offer_replies(request.workspace.pk, offer_id)[:50],
         "can_compose": role_allows(request.membership.role, Capability.REPLY),
         "can_simulate": role_allows(request.membership.role, Capability.MANAGE_ACCOUNTS),
     }
@@ -454,6 +549,7 @@ def campaign_csv(request: WorkspaceRequest) -> HttpResponse:
             "conversion",
             "reach_unique",
             "reach_upper_bound",
+            *queries.ENGAGEMENT,
         ]
     )
     rows: list[tuple[str, str, queries.Tally, Reach | None]] = [
@@ -478,6 +574,7 @@ def campaign_csv(request: WorkspaceRequest) -> HttpResponse:
                 "" if tally.conversion is None else f"{tally.conversion:.4f}",
                 "" if reach is None or reach.unique is None else reach.unique,
                 "" if reach is None else reach.upper_bound,
+                *(getattr(tally, name) for name in queries.ENGAGEMENT),
             ]
         )
     return response

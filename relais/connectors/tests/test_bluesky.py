@@ -15,8 +15,10 @@ import pytest
 
 from relais.connectors.base import (
     AccountContext,
+    Capability,
     ConnectorError,
     CredentialsExpiredError,
+    MediaFile,
     OutboundPost,
     PostKind,
 )
@@ -27,9 +29,11 @@ from relais.connectors.networks.bluesky import (
     BrandFilter,
     Directory,
     MalformedFrameError,
+    MediaRejectedError,
     StreamError,
     Xrpc,
     build_facets,
+    check_images,
     decode_frame,
     facet_text,
     grapheme_length,
@@ -203,7 +207,7 @@ def test_the_reader_logs_and_skips_malformed_frames(
 
     assert page.skipped == 1
     assert len(page.items) == 5
-    assert page.cursor == {"seq": decode_frame(frames[-1]).seq}
+    assert page.cursor == {"seq": decode_frame(frames[-1]).seq, "source": "firehose"}
     assert base64.b64encode(broken).decode() in caplog.text
 
 
@@ -395,7 +399,7 @@ def test_a_record_unlike_its_lexicon_is_logged_and_skipped(
     assert page.skipped == 1
     assert [item.remote_id for item in page.items] == [f"at://{customer}/app.bsky.feed.post/b"]
     assert page.items[0].mentions == ("brand.test",)
-    assert page.cursor == {"seq": 2}
+    assert page.cursor == {"seq": 2, "source": "firehose"}
     assert "payload base64=" in caplog.text
 
 
@@ -419,3 +423,131 @@ def test_nobody_but_the_brand_did_passes_for_the_brand(recorded: dict[str, Any])
 
     assert items[0].author.handle == impostor
     assert items[0].mentions == ()
+
+
+# -- images -------------------------------------------------------------------------------------
+
+PNG_START = b"\x89PNG\r\n\x1a\n" + bytes(16)
+
+
+def test_the_connector_declares_images_and_private_messages() -> None:
+    assert {Capability.IMAGES, Capability.PRIVATE_MESSAGES} <= BlueskyConnector.capabilities
+    assert BlueskyConnector.limits.max_media == 4
+
+
+@pytest.mark.parametrize(
+    ("mime_type", "data"),
+    [
+        ("image/jpeg", b"\xff\xd8\xff\xe0" + bytes(16)),
+        ("image/png", PNG_START),
+        ("IMAGE/PNG", PNG_START),
+        ("image/gif", b"GIF89a" + bytes(16)),
+        ("image/webp", b"RIFF\x10\x00\x00\x00WEBPVP8 "),
+    ],
+)
+def test_images_bluesky_takes_pass_the_check(mime_type: str, data: bytes) -> None:
+    check_images([MediaFile("photo", mime_type, data, alt="a photo")])
+
+
+@pytest.mark.parametrize(
+    ("media", "reason"),
+    [
+        ([MediaFile(f"{n}.png", "image/png", PNG_START) for n in range(5)], "at most 4 images"),
+        ([MediaFile("clip.mp4", "video/mp4", b"....ftyp")], "clip.mp4: video/mp4 cannot be"),
+        ([MediaFile("x.heic", "", b"....")], "a file without a type"),
+        ([MediaFile("big.png", "image/png", PNG_START + bytes(2_000_000))], "2,000,000 bytes"),
+        ([MediaFile("empty.png", "image/png", b"")], "empty.png: the file is not a PNG image"),
+        ([MediaFile("gif.jpg", "image/jpeg", b"GIF89a")], "not a JPEG image"),
+        ([MediaFile("riff.webp", "image/webp", b"RIFF\x10\x00\x00\x00WAVE")], "not a WebP"),
+    ],
+)
+def test_images_bluesky_would_refuse_are_refused_with_the_reason(
+    media: list[MediaFile], reason: str
+) -> None:
+    with pytest.raises(MediaRejectedError, match=reason):
+        check_images(media)
+
+
+def test_a_private_message_with_an_image_is_refused_before_any_call(
+    recorded: dict[str, Any],
+) -> None:
+    connector = _connector(recorded, {})
+    message = OutboundPost(
+        "see", recipient="did:plc:x", media=(MediaFile("a.png", "image/png", PNG_START),)
+    )
+
+    with pytest.raises(MediaRejectedError, match="cannot carry images"):
+        connector.send_private_message(message, idempotency_key="k")
+    assert connector.calls == []  # type: ignore[attr-defined]
+
+
+# -- notifications ------------------------------------------------------------------------------
+
+
+def _notification(reason: str, rkey: str, indexed_at: str) -> dict[str, Any]:
+    customer = "did:plc:customer"
+    record = {"$type": "app.bsky.feed.post", "text": f"{reason} {rkey}", "createdAt": indexed_at}
+    return {
+        "uri": f"at://{customer}/app.bsky.feed.post/{rkey}",
+        "cid": "bafyreib2rxk3rh6kzwq",
+        "author": {"did": customer, "handle": "customer.test"},
+        "reason": reason,
+        "record": record,
+        "isRead": False,
+        "indexedAt": indexed_at,
+    }
+
+
+def _without_chat(connector: BlueskyConnector) -> None:
+    connector.account = AccountContext(
+        workspace_id=1, handle="brand.test", settings={"service": "http://pds.test", "chat": ""}
+    )
+    connector.credentials["access_jwt"] = "<jwt>"
+
+
+def test_notifications_at_the_same_instant_as_the_mark_are_delivered_once(
+    recorded: dict[str, Any],
+) -> None:
+    same = "2026-01-01T10:00:00.000Z"
+    first = [_notification("mention", "b", same), _notification("mention", "a", same)]
+    later = [_notification("reply", "c", same), *first]
+    connector = _connector(
+        recorded,
+        {
+            "listNotifications": [(200, {"notifications": first}), (200, {"notifications": later})],
+            "listRecords": [(200, {"records": []}), (200, {"records": []})],
+        },
+    )
+    _without_chat(connector)
+
+    page = connector.fetch_notifications({"source": "notifications", "since": ""})
+    again = connector.fetch_notifications(page.cursor)
+
+    assert [item.text for item in page.items] == ["mention a", "mention b"]  # oldest first
+    assert [item.text for item in again.items] == ["reply c"]
+    assert again.cursor["since"] == same
+    assert len(again.cursor["seen"]) == 3
+
+
+def test_a_malformed_notification_is_logged_and_skipped(
+    recorded: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = _notification("mention", "x", "2026-01-01T10:00:01.000Z")
+    del broken["author"]
+    fine = _notification("quote", "y", "2026-01-01T10:00:00.000Z")
+    connector = _connector(
+        recorded,
+        {
+            "listNotifications": [(200, {"notifications": [broken, fine]})],
+            "listRecords": [(200, {"records": []})],
+        },
+    )
+    _without_chat(connector)
+
+    with caplog.at_level(logging.WARNING):
+        page = connector.fetch_notifications({"source": "notifications", "since": ""})
+
+    assert [item.text for item in page.items] == ["quote y"]
+    assert page.skipped == 1
+    assert "skipped a malformed notification" in caplog.text
+    assert page.cursor["since"] == "2026-01-01T10:00:01.000Z"  # it is not read again

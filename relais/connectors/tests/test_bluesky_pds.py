@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import struct
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
+import libipld
 import pytest
 
 from relais.accounts.models import User, Workspace
@@ -16,9 +21,15 @@ from relais.connectors.actions import (
     do_connect_bluesky_account,
     do_poll_bluesky_account,
 )
-from relais.connectors.base import ConnectorError, OutboundPost
+from relais.connectors.base import ConnectorError, MediaFile, OutboundPost
 from relais.connectors.models import AccountStatus, ConnectedAccount
-from relais.connectors.networks.bluesky import AtUri, Xrpc, build_facets, xrpc_error_code
+from relais.connectors.networks.bluesky import (
+    AtUri,
+    MediaRejectedError,
+    Xrpc,
+    build_facets,
+    xrpc_error_code,
+)
 from relais.connectors.streams import AccountStream, consume_account, follow_all
 from relais.connectors.tasks import poll_bluesky_all
 from relais.connectors.tests.bluesky_testbed import Testbed
@@ -219,6 +230,9 @@ def test_polling_resumes_from_the_stored_cursor_without_duplicates(
 
     assert do_poll_bluesky_account(brand.pk).accepted == 1
     after_first = current_seq(brand)
+    assert (brand.cursor or {})[
+        "source"
+    ] == "firehose"  # this PDS has no AppView: it serves no notifications
     second = customer.post(f"@{brand.handle} second")
     poll_bluesky_all.delay()  # what the beat runs every 10 s
     assert do_poll_bluesky_account(brand.pk).accepted == 0  # nothing new, nothing again
@@ -275,3 +289,115 @@ def test_the_long_running_consumer_delivers_mentions(pds: Testbed, brand: Connec
 
     assert not follower.is_alive()
     assert Conversation.objects.filter(account=brand, thread_key=mention["uri"]).exists()
+
+
+def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A real PNG file of one colour (any image viewer opens it)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    row = b"\x00" + bytes(rgb) * width
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(row * height))
+        + chunk(b"IEND", b"")
+    )
+
+
+def blob_cid(data: bytes) -> str:
+    """The CID a PDS gives a blob: CIDv1, raw codec, SHA-256 (computed here independently)."""
+    return str(libipld.encode_cid(bytes([1, 0x55, 0x12, 0x20]) + hashlib.sha256(data).digest()))
+
+
+def test_a_post_with_an_image_embeds_the_uploaded_blob(
+    pds: Testbed, brand: ConnectedAccount
+) -> None:
+    connector = bluesky_connector_for(brand)
+    image = png(64, 48, (200, 30, 30))
+
+    published = connector.publish(
+        OutboundPost(
+            text="Our new colour 🎨",
+            media=(MediaFile("red.png", "image/png", image, alt="A red rectangle"),),
+        ),
+        idempotency_key="img1",
+    )
+
+    record = connector.get_record(published.remote_id)["value"]
+    assert record["text"] == "Our new colour 🎨"
+    assert record["embed"]["$type"] == "app.bsky.embed.images"
+    [embedded] = record["embed"]["images"]
+    assert embedded["alt"] == "A red rectangle"
+    assert embedded["image"]["mimeType"] == "image/png"
+    assert embedded["image"]["size"] == len(image)
+    assert embedded["image"]["ref"]["$link"] == blob_cid(image)
+    served = httpx.get(
+        f"{pds.pds}/xrpc/com.atproto.sync.getBlob",
+        params={"did": connector.did, "cid": blob_cid(image)},
+        timeout=30,
+    )
+    assert served.content == image
+
+    again = connector.publish(
+        OutboundPost(
+            text="Our new colour 🎨",
+            media=(MediaFile("red.png", "image/png", image, alt="A red rectangle"),),
+        ),
+        idempotency_key="img1",
+    )
+    assert again.remote_id == published.remote_id  # a retry finds the first attempt
+
+
+def test_a_reply_carries_several_images_in_order(pds: Testbed, brand: ConnectedAccount) -> None:
+    customer = Customer(pds, f"photo{time.monotonic_ns() % 10**8}.test")
+    question = customer.post(f"@{brand.handle} which colours do you have?")
+    connector = bluesky_connector_for(brand)
+    images = [png(8, 8, (0, 0, 255)), png(8, 8, (0, 160, 0))]
+
+    sent = connector.reply(
+        OutboundPost(
+            text="These two:",
+            in_reply_to=question["uri"],
+            media=(
+                MediaFile("blue.png", "image/png", images[0], alt="Blue"),
+                MediaFile("green.png", "image/png", images[1], alt="Green"),
+            ),
+        ),
+        idempotency_key="img2",
+    )
+
+    record = connector.get_record(sent.remote_id)["value"]
+    assert record["reply"]["parent"] == {"uri": question["uri"], "cid": question["cid"]}
+    embedded = record["embed"]["images"]
+    assert [e["alt"] for e in embedded] == ["Blue", "Green"]
+    assert [e["image"]["ref"]["$link"] for e in embedded] == [blob_cid(i) for i in images]
+
+
+def test_an_image_bluesky_would_refuse_is_refused_before_anything_is_sent(
+    pds: Testbed, brand: ConnectedAccount
+) -> None:
+    connector = bluesky_connector_for(brand)
+    listed = {"repo": connector.did, "collection": "app.bsky.feed.post"}
+    before = Xrpc(pds.pds).query("com.atproto.repo.listRecords", listed)["records"]
+
+    with pytest.raises(MediaRejectedError, match="over Bluesky's limit of 2,000,000 bytes"):
+        connector.publish(
+            OutboundPost(
+                text="huge",
+                media=(
+                    MediaFile("huge.png", "image/png", png(1, 1, (0, 0, 0)) + bytes(2_000_000)),
+                ),
+            ),
+            idempotency_key="img3",
+        )
+    with pytest.raises(MediaRejectedError, match="not a PNG image"):
+        connector.publish(
+            OutboundPost(text="fake", media=(MediaFile("fake.png", "image/png", b"GIF89a..."),)),
+            idempotency_key="img4",
+        )
+
+    assert Xrpc(pds.pds).query("com.atproto.repo.listRecords", listed)["records"] == before

@@ -10,7 +10,6 @@ their values, and the ``Idempotency-Key`` header. Any request outside the contra
 
 from __future__ import annotations
 
-import email.parser
 import html
 import json
 import logging
@@ -23,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
@@ -52,6 +50,7 @@ from relais.connectors.networks.mastodon import (
     register_app,
     seconds_until_reset,
 )
+from relais.connectors.tests.contract_server import Request
 from relais.inbox.actions import do_send_reply
 from relais.inbox.models import Conversation
 from relais.pipeline.actions import do_ingest_items
@@ -80,41 +79,6 @@ STATUS_FIELDS = {
 }  # fmt: skip
 VISIBILITIES = {"public", "unlisted", "private", "direct"}
 STATUS_ID = r"[0-9A-Za-z]+"
-
-
-class Request:
-    def __init__(self, handler: BaseHTTPRequestHandler) -> None:
-        parts = urlsplit(handler.path)
-        self.method = handler.command
-        self.path = parts.path
-        self.query = parse_qsl(parts.query, keep_blank_values=True)
-        self.headers = {key.lower(): value for key, value in handler.headers.items()}
-        length = int(handler.headers.get("Content-Length") or 0)
-        self.body = handler.rfile.read(length) if length else b""
-
-    def params(self) -> dict[str, list[str]]:
-        grouped: dict[str, list[str]] = {}
-        for key, value in self.query:
-            grouped.setdefault(key, []).append(value)
-        return grouped
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    def form(self) -> dict[str, str]:
-        return dict(parse_qsl(self.body.decode()))
-
-    def multipart(self) -> dict[str, bytes]:
-        message = email.parser.BytesParser().parsebytes(
-            f"Content-Type: {self.headers.get('content-type', '')}\r\n\r\n".encode() + self.body
-        )
-        parts = {}
-        for part in message.walk():
-            name = part.get_param("name", header="content-disposition")
-            payload = part.get_payload(decode=True)
-            if isinstance(name, str) and isinstance(payload, bytes):
-                parts[name] = payload
-        return parts
 
 
 def check_notifications_query(request: Request) -> list[str]:

@@ -3,11 +3,9 @@ import hmac
 import json
 from datetime import timedelta
 
-import httpx
 import pytest
 
 from relais.conftest import T0, make_item
-from relais.connectors import webhooks_out
 from relais.core import clock
 from relais.core.errors import ValidationFailedError
 from relais.listening.actions import (
@@ -18,6 +16,7 @@ from relais.listening.actions import (
     signing_key,
 )
 from relais.listening.models import Alert, AlertDelivery, AlertStatus, DeliveryStatus
+from relais.listening.tests.receiver import Receiver
 from relais.pipeline.actions import do_ingest_items
 
 pytestmark = pytest.mark.django_db
@@ -60,16 +59,12 @@ def at(monkeypatch):
 
 
 @pytest.fixture
-def webhook(monkeypatch):
-    received = []
-    answers: list[int] = []
-
-    def handle(request):
-        received.append(request)
-        return httpx.Response(answers.pop(0) if answers else 200)
-
-    monkeypatch.setattr(webhooks_out, "transport", httpx.MockTransport(handle))
-    return received, answers
+def receiver(settings):
+    """A local alert receiver; local addresses are allowed, as a deployment can allow them."""
+    settings.RELAIS = {**settings.RELAIS, "ALLOW_PRIVATE_DESTINATIONS": True}
+    server = Receiver()
+    yield server
+    server.close()
 
 
 def test_one_alert_per_episode_closed_when_it_ends(workspace, history, at):
@@ -102,29 +97,28 @@ def test_quiet_history_raises_nothing(workspace, history, at):
 
 @pytest.mark.usefixtures("history")
 def test_alerts_go_out_signed_to_webhooks(
-    workspace, owner, at, webhook, django_capture_on_commit_callbacks
+    workspace, owner, at, receiver, django_capture_on_commit_callbacks
 ):
-    received, _answers = webhook
-    do_create_channel(owner, workspace, name="Ops", kind="webhook", target="https://ops.test/h")
+    do_create_channel(owner, workspace, name="Ops", kind="webhook", target=receiver.url())
     surge(workspace)
     with django_capture_on_commit_callbacks(execute=True):
         do_evaluate_alerts(workspace.pk, now=at(SURGE + timedelta(minutes=5)))
-    assert len(received) == 1
-    body = received[0].content
+    assert len(receiver.received) == 1
+    body = receiver.received[0].body
     expected = hmac.new(signing_key(workspace.pk).encode(), body, hashlib.sha256).hexdigest()
-    assert received[0].headers["X-Relais-Signature"] == "sha256=" + expected
+    assert receiver.received[0].headers["x-relais-signature"] == "sha256=" + expected
     assert json.loads(body)["event"] == "alert.opened"
     assert AlertDelivery.objects.get().status == DeliveryStatus.SENT
 
 
 @pytest.mark.usefixtures("history")
-def test_a_failing_webhook_is_retried_with_backoff_and_shown(
-    workspace, owner, at, webhook, django_capture_on_commit_callbacks
+def test_a_failing_webhook_is_retried_with_backoff_and_shown(  # noqa: PLR0917
+    workspace, owner, at, receiver, django_capture_on_commit_callbacks, caplog
 ):
-    received, answers = webhook
-    answers += [500, 503]
+    caplog.set_level("INFO")  # what deployments log
+    receiver.answer(500, 503)
     channel = do_create_channel(
-        owner, workspace, name="Ops", kind="webhook", target="https://ops.test/h"
+        owner, workspace, name="Ops", kind="webhook", target=receiver.url("/hook/s3cret-token")
     )
     surge(workspace)
     now = at(SURGE + timedelta(minutes=5))
@@ -136,22 +130,21 @@ def test_a_failing_webhook_is_retried_with_backoff_and_shown(
     assert notice.attempts == 1
     assert channel.failing
     assert "500" in channel.last_error
+    assert "s3cret-token" not in channel.last_error  # the stored reason shows the masked address
     assert notice.next_attempt_at > now
     assert do_deliver_notices(workspace.pk, now=now) == 0  # not due yet: nothing sent
-    assert len(received) == 1
+    assert len(receiver.received) == 1
     later = now + timedelta(minutes=2)
     assert do_deliver_notices(workspace.pk, now=later) == 0  # the second answer is a 503
     assert do_deliver_notices(workspace.pk, now=later + timedelta(minutes=5)) == 1
     channel.refresh_from_db()
     assert not channel.failing
-    assert len(received) == 3
+    assert len(receiver.received) == 3
+    assert "s3cret-token" not in caplog.text  # never logged either
 
 
-def test_a_channel_sends_at_most_once_per_interval(workspace, owner, at, webhook):
-    received, _answers = webhook
-    channel = do_create_channel(
-        owner, workspace, name="Ops", kind="webhook", target="https://ops.test/h"
-    )
+def test_a_channel_sends_at_most_once_per_interval(workspace, owner, at, receiver):
+    channel = do_create_channel(owner, workspace, name="Ops", kind="webhook", target=receiver.url())
     query = do_create_query(owner, workspace, name="Q", text="free")
     now = at(T0)
     alerts = [
@@ -176,7 +169,7 @@ def test_a_channel_sends_at_most_once_per_interval(workspace, owner, at, webhook
         now + timedelta(minutes=5)
     )
     assert do_deliver_notices(workspace.pk, now=now + timedelta(minutes=5)) == 1
-    assert len(received) == 2
+    assert len(receiver.received) == 2
 
 
 def test_channel_addresses_are_checked(workspace, owner):

@@ -76,7 +76,9 @@ def test_a_query_shows_live_mentions_and_an_alert_opens(server) -> None:
         page.fill("textarea[name=text]", "zorglub AND (outage")
         page.click("form.query-form button[type=submit]")
         expect(page.locator(".query-error mark")).to_have_text("(")
-        page.fill("textarea[name=text]", "zorglub OR @united OR @americanair OR free OR freebox")
+        # Free's replay only: the airline handles have the demo's seeded history behind them,
+        # against which the drill's burst would be ordinary.
+        page.fill("textarea[name=text]", "zorglub OR free OR freebox")
         page.click("form.query-form button[type=submit]")
         expect(page.locator("table.queries")).to_contain_text("Drill")
 
@@ -90,7 +92,8 @@ def test_a_query_shows_live_mentions_and_an_alert_opens(server) -> None:
 
         # The alert appears on the open alerts page when the detector raises it.
         page.click(".listening-tabs >> text=Alerts")
-        expect(page.locator("table.alerts")).to_contain_text("No alert so far.")
+        # (The demo's own American Airlines alert may already be listed.)
+        expect(page.locator("tr.alert-row", has_text="Drill")).to_have_count(0)
         subprocess.run(
             [sys.executable, "-m", "relais.cli", "shell", "-c", RAISE_AN_ALERT],
             env=env,

@@ -71,3 +71,21 @@ def test_a_rise_of_the_negative_share_raises_even_at_usual_volume():
     finding = assess_negative_share(baseline, recent, end + BUCKET * 2 + timedelta(minutes=4))
     assert finding.unusual
     assert finding.observed > finding.expected + 0.25
+
+
+def test_four_mentions_in_one_bucket_raise_but_not_spread_over_three():
+    """Where one mention an hour is usual: four in five minutes is a surge's first sign (the
+    Free outage began so); four in fifteen minutes is still ordinary chatter."""
+    end = START + timedelta(days=3)
+    baseline = build_baseline(steady(3, per_hour=1), end)
+    assert baseline is not None
+    bunched = assess_volume(baseline, {end: Counts(4, 0, 4)}, end + timedelta(minutes=4))
+    assert bunched.unusual
+    assert bunched.started_at == end
+    spread = {
+        end: Counts(1, 0, 1),
+        end + BUCKET: Counts(2, 0, 2),
+        end + 2 * BUCKET: Counts(1, 0, 1),
+    }
+    assert not assess_volume(baseline, spread, end + 2 * BUCKET + timedelta(minutes=4)).unusual
+    assert not assess_volume(baseline, {end: Counts(3, 0, 3)}, end + timedelta(minutes=4)).unusual

@@ -106,13 +106,26 @@ def test_the_dashboard_is_drawn_from_rollups(client, owner, listening, monkeypat
     assert "33.3%" in html
 
 
-def test_the_alerts_page_lists_and_shows_channels(client, owner, workspace):
+def test_the_alerts_page_lists_and_shows_channels(client, owner, workspace, settings):
+    settings.RELAIS = {**settings.RELAIS, "ALLOW_PRIVATE_DESTINATIONS": True}
     client.force_login(owner)
     response = client.post(
         reverse("listening_channel_create", args=[workspace.slug]),
-        {"name": "Ops", "kind": "webhook", "target": "https://example.com/hook"},
+        {"name": "Ops", "kind": "webhook", "target": "http://127.0.0.1:9/hook/t0ken"},
     )
     assert response.status_code == 302
     page = client.get(reverse("listening_alerts", args=[workspace.slug])).content.decode()
     assert "Ops" in page
+    assert "http://127.0.0.1/…" in page
+    assert "t0ken" not in page
     assert "No alert so far." in page
+
+
+def test_a_private_channel_address_is_refused_with_the_reason(client, owner, workspace):
+    client.force_login(owner)
+    response = client.post(
+        reverse("listening_channel_create", args=[workspace.slug]),
+        {"name": "Ops", "kind": "webhook", "target": "http://127.0.0.1:5432/"},
+        follow=True,
+    )
+    assert "private address" in response.content.decode()

@@ -43,3 +43,27 @@ def test_features_do_not_depend_on_batch_or_process() -> None:
 
 def test_empty_batch_has_no_rows() -> None:
     assert featurise([]).shape[0] == 0
+
+
+def test_longest_product_alias_wins_and_words_stay_whole() -> None:
+    assert extract("ma freebox pop et la freebox")["products"] == ["Freebox Pop", "Freebox"]
+    assert extract("freebox popcorn")["products"] == ["Freebox"]
+    assert extract("xbox one x")["products"] == ["Xbox One"]
+    assert extract("superfreebox")["products"] == []
+
+
+def _features(text: str) -> set[int]:
+    matrix = featurise([text], FeatureConfig(bits=18))
+    return set(matrix.indices.tolist())
+
+
+def test_long_repeats_and_white_space_do_not_make_new_features() -> None:
+    assert _features("soooooooo  good!!!!!!!") == _features("sooo good!!!")
+    assert _features("  hello \t world ") == _features("hello world")
+
+
+def test_repeats_never_merge_posts() -> None:
+    matrix = featurise(["", "", "", "", "aaaaaa"], FeatureConfig(bits=18))
+    assert matrix.shape[0] == 5
+    assert set(matrix[4].indices.tolist()) == _features("aaa")
+    assert set(matrix[0].indices.tolist()) == _features("")

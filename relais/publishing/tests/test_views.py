@@ -7,7 +7,7 @@ from django.urls import URLPattern, reverse
 from relais.accounts.actions import do_create_api_token
 from relais.core import clock
 from relais.publishing import actions
-from relais.publishing.models import Draft, TargetStatus
+from relais.publishing.models import Draft, Offer, TargetStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -141,3 +141,58 @@ def test_the_calendar_shows_scheduled_posts_and_moves_one_to_another_day(
         url("publishing_move_target", workspace), {"target": target.pk, "day": "2000-01-01"}
     )
     assert b"in the past" in client.get(refused["Location"]).content
+
+
+def test_an_offer_created_with_claim_keywords_keeps_them_cleaned(client, owner, workspace):
+    client.force_login(owner)
+    form = {
+        "product": "Latitude 5440",
+        "price": "480",
+        "stock": "4",
+        "starts_at": "2099-01-01T10:00",
+        "ends_at": "2099-01-02T10:00",
+        "shared_code": "LAT",
+        "code_mode": "shared",
+    }
+    client.post(
+        url("publishing_create_offer", workspace),
+        form | {"reply_keywords": " CLAIM ,, je  prends "},
+    )
+    assert Offer.objects.get().reply_keywords == "CLAIM, je prends"
+    refused = client.post(url("publishing_create_offer", workspace), form | {"reply_keywords": "x"})
+    assert b"Claim keywords" in client.get(refused["Location"]).content
+    assert Offer.objects.count() == 1
+
+
+def test_the_week_view_shows_repeats_and_moves_a_post_to_a_day_and_hour(
+    client, owner, workspace, brand_account
+):
+    draft = actions.do_create_draft(owner, workspace.pk, "Daily tip", [brand_account.pk])
+    actions.do_submit_for_approval(owner, draft)
+    actions.do_approve(owner, draft)
+    actions.do_schedule(owner, draft, datetime(2100, 3, 10, 9, 30), recurrence="daily")
+    client.force_login(owner)
+    page = client.get(url("publishing_calendar", workspace, "?week=2100-03-11")).content.decode()
+    assert "Week of" in page
+    # Wednesday the post itself (draggable), Thursday to Sunday its coming repeats (not).
+    assert page.count("09:30 @Freebox") == 5
+    assert page.count('draggable="true"') == 1
+    assert page.count("pub-repeat-mark") == 4
+    assert 'value="2100-03-10T09:30"' in page  # the keyboard's move form
+    target = draft.targets.get()
+    back = url("publishing_calendar", workspace, "?week=2100-03-11")
+    moved = client.post(
+        url("publishing_move_target", workspace),
+        {"target": target.pk, "day": "2100-03-12", "hour": "14", "back": back},
+    )
+    assert moved["Location"] == back
+    target.refresh_from_db()
+    assert target.scheduled_at == datetime(2100, 3, 12, 14, 30, tzinfo=UTC)
+    client.post(
+        url("publishing_move_target", workspace), {"target": target.pk, "when": "2100-03-13T08:05"}
+    )
+    target.refresh_from_db()
+    assert target.scheduled_at == datetime(2100, 3, 13, 8, 5, tzinfo=UTC)
+    month = client.get(url("publishing_calendar", workspace, "?month=2100-03")).content.decode()
+    # The 13th, then a repeat each day to the grid's last day (Sunday, April 4th).
+    assert month.count("08:05 @Freebox") == 23

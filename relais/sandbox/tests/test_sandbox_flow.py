@@ -32,7 +32,7 @@ def drain(tick, feed):
 
 
 def test_the_demo_workspace_is_seeded_once_with_sandbox_accounts_and_replays():
-    workspace = do_seed_demo()
+    workspace = do_seed_demo(airline_history=False)
     assert do_seed_demo() == workspace
     assert workspace.name == "Demo"
     assert workspace.is_sandbox
@@ -52,7 +52,7 @@ def test_the_demo_workspace_is_seeded_once_with_sandbox_accounts_and_replays():
 
 
 def test_a_fast_replay_fills_the_inbox_with_real_threads_and_the_brands_history(tick):
-    workspace = do_seed_demo()
+    workspace = do_seed_demo(airline_history=False)
     feed = do_start_feed(workspace, "twcs", speed=1_000_000, max_gap=0.001)
     drain(tick, feed)
     feed.refresh_from_db()
@@ -87,7 +87,7 @@ def test_an_agents_reply_is_accepted_by_the_sandbox_and_comes_back_once(
 
 
 def test_the_replay_command_drives_a_workspace(capsys):
-    do_seed_demo()
+    do_seed_demo(airline_history=False)
     call_command("sandbox", "replay", "--workspace", "demo", "--dataset", "free", "--speed", "5")
     assert "replaying free into demo" in capsys.readouterr().out
     assert SandboxFeed.objects.get(dataset="free").speed == 5
@@ -95,7 +95,7 @@ def test_the_replay_command_drives_a_workspace(capsys):
 
 
 def test_the_demo_listens_to_its_brands_and_competitors(tick):
-    workspace = do_seed_demo()
+    workspace = do_seed_demo(airline_history=False)
     feed = do_start_feed(workspace, "airline", speed=1_000_000, max_gap=0.001)
     drain(tick, feed)
 

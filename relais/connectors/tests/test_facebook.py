@@ -1,0 +1,802 @@
+"""Contract tests of the Facebook Page and Instagram connectors and of Meta's webhook.
+
+No Graph API server can run here. The connectors talk over real HTTP to a local server
+(``contract_server.py``) answering with payloads written from Meta's Graph API reference
+(fixtures/facebook) and checking each request against rules written from the same reference:
+the versioned path, the documented edges and nodes, the fields each node has (nested edges and
+their modifiers included), the parameters of each edge, the body of comments, replies, posts
+and Send API messages, the bearer token and the ``appsecret_proof``. Fixtures are checked
+against the documented node fields too. These are contract tests written from the
+documentation, not a live Graph API (the opt-in live test at the end reads the real one).
+The webhook is tested through Django with real signatures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.urls import include, path, reverse
+
+from config.urls import urlpatterns as project_urls
+from relais.accounts.models import User, Workspace
+from relais.connectors.actions import do_poll_account
+from relais.connectors.base import (
+    AccountContext,
+    OutboundPost,
+    PostKind,
+    RateLimitedError,
+    UnsupportedError,
+)
+from relais.connectors.connect_actions import do_connect_facebook_page
+from relais.connectors.models import (
+    AccountStatus,
+    ConnectedAccount,
+    WebhookEvent,
+    WebhookEventStatus,
+)
+from relais.connectors.networks.facebook import (
+    FacebookPageConnector,
+    GraphHttpClient,
+    InstagramConnector,
+    appsecret_proof,
+    graph_address,
+    parse_time,
+)
+from relais.connectors.registry import connector_for
+from relais.connectors.tests.contract_server import (
+    Answer,
+    ContractServer,
+    Endpoint,
+    Request,
+    in_range,
+    no_body,
+    only_params,
+)
+from relais.connectors.webhooks import do_process_pending_webhook_events
+from relais.inbox.actions import do_send_reply
+from relais.inbox.models import Conversation
+from relais.pipeline.actions import do_ingest_items
+from relais.pipeline.models import PendingBatch, Post
+
+FIXTURES = Path(__file__).parent / "fixtures" / "facebook"
+TOKEN = "EAAGm0PX4ZCpsBO7ZBqZC1xZAGZCZBdZAZCpZBZAwZDZD-page-token-of-boulangerie-acme"
+APP_SECRET = "4f2c1a9e8b7d6c5e4f3a2b1c0d9e8f7a"
+VERIFY_TOKEN = "relais-meta-subscription-7d1c"
+VERSION = "v24.0"
+
+# The webhook's address is mounted by config/urls.py (see docs); here, on top of the project's.
+urlpatterns = [*project_urls, path("hooks/", include("relais.connectors.public_urls"))]
+
+
+def fixture(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text())
+
+
+PAGE = fixture("page.json")["page"]
+PAGE_ID = PAGE["id"]
+IG_ID = PAGE["instagram_business_account"]["id"]
+
+
+# -- the documented contract (Graph API reference) ----------------------------------------------
+
+MODIFIERS = {"filter", "order", "limit", "summary", "since", "until"}
+FIELDS: dict[str, set[str]] = {
+    "page": {
+        "id", "name", "category", "username", "link", "about", "fan_count", "followers_count",
+        "instagram_business_account", "access_token", "picture", "verification_status",
+    },
+    "ig_user": {"id", "username", "name", "profile_picture_url", "followers_count"},
+    "page_post": {
+        "id", "message", "created_time", "updated_time", "from", "permalink_url", "comments",
+        "reactions", "shares", "attachments", "story", "full_picture", "status_type",
+        "is_published", "message_tags", "place", "privacy",
+    },
+    "comment": {
+        "id", "message", "created_time", "from", "parent", "like_count", "comment_count",
+        "attachment", "can_comment", "is_hidden", "permalink_url", "message_tags", "object",
+    },
+    "conversation": {
+        "id", "updated_time", "messages", "participants", "link", "message_count",
+        "unread_count", "snippet", "can_reply", "senders", "name",
+    },
+    "message": {
+        "id", "message", "created_time", "from", "to", "attachments", "tags", "sticker", "shares",
+    },
+    "ig_media": {
+        "id", "caption", "timestamp", "username", "permalink", "like_count", "comments_count",
+        "comments", "media_type", "media_url", "media_product_type", "thumbnail_url",
+        "shortcode", "owner", "is_comment_enabled", "children",
+    },
+    "ig_comment": {
+        "id", "text", "timestamp", "username", "from", "parent_id", "like_count", "media",
+        "replies", "hidden", "user",
+    },
+    "person": {"id", "name", "email", "username"},
+}  # fmt: skip
+NESTED = {  # which node an edge or object field leads to
+    ("page", "instagram_business_account"): "ig_user",
+    ("page_post", "comments"): "comment",
+    ("page_post", "from"): "person",
+    ("comment", "from"): "person",
+    ("comment", "parent"): "comment",
+    ("conversation", "messages"): "message",
+    ("message", "from"): "person",
+    ("ig_media", "comments"): "ig_comment",
+    ("ig_comment", "from"): "person",
+}
+READ_PARAMS = {"fields", "limit", "after", "before", "since", "until", "appsecret_proof"}
+
+
+def split_fields(spec: str) -> list[str]:
+    """Top-level items of a ``fields`` value: commas inside ``{}`` or ``()`` do not split."""
+    items, depth, current = [], 0, ""
+    for char in spec:
+        if char in "{(":
+            depth += 1
+        elif char in "})":
+            depth -= 1
+        if char == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += char
+    return [*items, current] if current else items
+
+
+def check_fields(spec: str, node: str) -> list[str]:
+    """Each field exists on the node; modifiers are documented ones; nested sets checked too."""
+    problems = []
+    for item in split_fields(spec):
+        match = re.fullmatch(r"(\w+)((?:\.\w+\([^)]*\))*)(?:\{(.*)\})?", item)
+        if not match:
+            problems.append(f"{node}: cannot read field {item!r}")
+            continue
+        name, modifiers, nested = match.groups()
+        if name not in FIELDS[node]:
+            problems.append(f"{node} has no field {name!r}")
+        problems += [
+            f"{node}.{name}: modifier {m!r} is not documented"
+            for m in re.findall(r"\.(\w+)\(", modifiers or "")
+            if m not in MODIFIERS
+        ]
+        if nested is not None:
+            if (node, name) not in NESTED:
+                problems.append(f"{node}.{name} has no fields to expand")
+            else:
+                problems += check_fields(nested, NESTED[(node, name)])
+    return problems
+
+
+def reader(node: str, extra: frozenset[str] = frozenset()) -> Any:
+    def check(request: Request) -> list[str]:
+        problems = only_params(request, READ_PARAMS | extra) + no_body(request)
+        problems += in_range(request, "limit", 1, 100)
+        return problems + check_fields(request.param("fields", "id"), node)
+
+    return check
+
+
+def check_conversations(request: Request) -> list[str]:
+    problems = reader("conversation", frozenset({"platform", "folder", "user_id"}))(request)
+    if request.param("platform") not in {"messenger", "instagram"}:
+        problems.append("platform must be messenger or instagram")
+    return problems
+
+
+def check_message_form(request: Request) -> list[str]:
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        return ["comments and replies are posted as a form"]
+    form = request.form()
+    problems = [f"unknown field {key}" for key in form if key not in {"message", "attachment_url"}]
+    return problems + ([] if form.get("message", "").strip() else ["message is required"])
+
+
+def check_feed_form(request: Request) -> list[str]:
+    form = request.form()
+    allowed = {"message", "link", "published", "scheduled_publish_time"}
+    problems = [f"unknown field {key}" for key in form if key not in allowed]
+    return problems + ([] if form.get("message") or form.get("link") else ["message or link"])
+
+
+def check_send_api(request: Request) -> list[str]:
+    body = request.json()
+    problems = [
+        f"unknown field {key}"
+        for key in body
+        if key not in {"recipient", "messaging_type", "message", "tag"}
+    ]
+    if not str((body.get("recipient") or {}).get("id") or "").isdigit():
+        problems.append("recipient.id is the person's page-scoped id")
+    if body.get("messaging_type") not in {"RESPONSE", "UPDATE", "MESSAGE_TAG"}:
+        problems.append("messaging_type is RESPONSE, UPDATE or MESSAGE_TAG")
+    if body.get("messaging_type") == "MESSAGE_TAG" and not body.get("tag"):
+        problems.append("a MESSAGE_TAG message needs its tag")
+    if not (body.get("message") or {}).get("text"):
+        problems.append("message.text is required")
+    return problems
+
+
+def check_node_object(payload: dict[str, Any], node: str) -> list[str]:
+    """A fixture node only holds fields its node documents (and their documented nested nodes)."""
+    problems = [
+        f"{node} has no field {key!r}"
+        for key in payload
+        if key not in FIELDS[node] | {"paging", "summary"}
+    ]
+    for key, value in payload.items():
+        child = NESTED.get((node, key))
+        if child is None:
+            continue
+        rows: list[Any] = value["data"] if isinstance(value, dict) and "data" in value else [value]
+        for row in rows:
+            problems += check_node_object(row, child)
+    return problems
+
+
+class GraphApi:
+    """Graph as the contract server plays it."""
+
+    def __init__(self, secret: str = "") -> None:
+        page = fixture("page.json")
+        instagram = fixture("instagram.json")
+        self.feed = page["feed"]
+        self.conversations = page["conversations"]
+        self.ig_media = instagram["media"]
+        self.ig_conversations = instagram["conversations"]
+        self.token = TOKEN
+        self.secret = secret
+        self.me = fixture("responses.json")["me_page"]
+        self.deleted: list[str] = []
+        v = rf"/{VERSION}"
+        node = r"[0-9_]+"
+        self.server = ContractServer(
+            [
+                Endpoint("GET", rf"{v}/me", reader("page"), self.authorized),
+                Endpoint("GET", rf"{v}/{node}/feed", reader("page_post"), self.authorized),
+                Endpoint("POST", rf"{v}/{node}/feed", check_feed_form, self.authorized),
+                Endpoint("GET", rf"{v}/{node}/conversations", check_conversations, self.authorized),
+                Endpoint("GET", rf"{v}/{node}/media", reader("ig_media"), self.authorized),
+                Endpoint("POST", rf"{v}/{node}/comments", check_message_form, self.authorized),
+                Endpoint("POST", rf"{v}/{node}/replies", check_message_form, self.authorized),
+                Endpoint("POST", rf"{v}/{node}/messages", check_send_api, self.authorized),
+                Endpoint("GET", rf"{v}/{node}", reader("page_post"), self.authorized),
+                Endpoint("DELETE", rf"{v}/{node}", no_body, self.authorized),
+            ],
+            self.route,
+            unauthorized=(400, {}, fixture("responses.json")["errors"]["token_invalidated"]),
+        )
+
+    def authorized(self, request: Request) -> bool:
+        if request.headers.get("authorization") != f"Bearer {self.token}":
+            return False
+        return not self.secret or request.param("appsecret_proof") == appsecret_proof(
+            self.token, self.secret
+        )
+
+    def route(self, request: Request) -> Answer:
+        responses = fixture("responses.json")
+        tail = request.path.split("/", 2)[2]
+        created = {
+            "comments": responses["comment_created"],
+            "replies": responses["ig_reply_created"],
+            "feed": responses["post_created"],
+            "messages": responses["message_sent"],
+        }
+        name = tail.rsplit("/", 1)[-1]
+        if request.method == "POST":
+            return 200, {}, created[name]
+        reads = {
+            "me": self.me,
+            "feed": self.feed,
+            "media": self.ig_media,
+            "conversations": (
+                self.conversations
+                if request.param("platform") == "messenger"
+                else self.ig_conversations
+            ),
+        }
+        if name in reads:
+            return 200, {}, reads[name]
+        if request.method == "DELETE":
+            self.deleted.append(tail)
+            return 200, {}, responses["deleted"]
+        return 200, {}, responses["post_metrics"]
+
+
+@pytest.fixture
+def graph() -> Iterator[GraphApi]:
+    contract = GraphApi()
+    yield contract
+    contract.server.stop()
+    assert contract.server.violations == []
+
+
+def graph_settings(graph: GraphApi, **extra: Any) -> dict[str, Any]:
+    return {"graph_base": graph.server.url, "graph_version": VERSION, "page_id": PAGE_ID, **extra}
+
+
+@pytest.fixture
+def page_accounts(workspace: Workspace, owner: User, graph: GraphApi) -> list[ConnectedAccount]:
+    return do_connect_facebook_page(
+        workspace, TOKEN, actor=owner, graph_base=graph.server.url, graph_version=VERSION
+    )
+
+
+def page_connector(
+    account: ConnectedAccount, graph: GraphApi, sleeps: list[float] | None = None
+) -> Any:
+    built = connector_for(account)
+    built.http = GraphHttpClient(  # type: ignore[attr-defined]
+        base_url=graph_address(account.settings),
+        sleep=(sleeps if sleeps is not None else []).append,
+    )
+    return built
+
+
+# -- fixtures honour the documented fields ------------------------------------------------------
+
+
+def test_the_fixtures_have_the_documented_fields() -> None:
+    page = fixture("page.json")
+    instagram = fixture("instagram.json")
+    problems = check_node_object(page["page"], "page")
+    problems += [p for post in page["feed"]["data"] for p in check_node_object(post, "page_post")]
+    problems += [
+        p for c in page["conversations"]["data"] for p in check_node_object(c, "conversation")
+    ]
+    problems += [p for m in instagram["media"]["data"] for p in check_node_object(m, "ig_media")]
+    problems += [
+        p for c in instagram["conversations"]["data"] for p in check_node_object(c, "conversation")
+    ]
+    assert problems == []
+    assert check_fields("id,message,comments.limit(5){id,from{id,name}}", "page_post") == []
+    assert check_fields("id,bogus", "page_post") == ["page_post has no field 'bogus'"]
+
+
+# -- connecting ---------------------------------------------------------------------------------
+
+
+def test_a_page_token_connects_the_page_and_its_instagram_account(
+    page_accounts: list[ConnectedAccount], graph: GraphApi
+) -> None:
+    facebook, instagram = page_accounts
+
+    assert (facebook.network, facebook.handle, facebook.display_name) == (
+        "facebook", PAGE_ID, "Boulangerie Acme",
+    )  # fmt: skip
+    assert facebook.settings["graph_version"] == VERSION
+    assert (instagram.network, instagram.handle) == ("instagram", "boulangerie.acme")
+    assert instagram.settings["ig_user_id"] == IG_ID
+    assert TOKEN not in facebook.credentials  # encrypted at rest
+    request = graph.server.served(f"/{VERSION}/me")[0]
+    assert "instagram_business_account{id,username}" in request.param("fields")
+
+
+def test_a_user_token_is_refused_clearly(
+    graph: GraphApi, workspace: Workspace, owner: User, client: Any
+) -> None:
+    graph.server.script(f"/{VERSION}/me", 400, fixture("responses.json")["me_user"])
+    client.force_login(owner)
+
+    response = client.post(
+        reverse("connect_facebook", args=[workspace.slug]),
+        {"page_access_token": "EAAuser", "graph_base": graph.server.url, "graph_version": VERSION},
+    )
+
+    assert response.status_code == 400
+    assert "not a Page access token" in response.content.decode()
+    assert not ConnectedAccount.objects.in_workspace(workspace.pk).exists()
+
+
+def test_the_graph_version_is_configuration(settings: Any) -> None:
+    assert graph_address({}) == "https://graph.facebook.com/v24.0"
+    settings.RELAIS = {**settings.RELAIS, "FACEBOOK_GRAPH_VERSION": "v25.0"}
+    assert graph_address({}) == "https://graph.facebook.com/v25.0"
+    assert graph_address({"graph_version": "v23.0", "graph_base": "http://127.0.0.1:1/"}) == (
+        "http://127.0.0.1:1/v23.0"
+    )
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+def test_page_posts_comments_and_messenger_become_conversations(
+    page_accounts: list[ConnectedAccount], graph: GraphApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    facebook = page_accounts[0]
+    with caplog.at_level(logging.WARNING):
+        page = page_connector(facebook, graph).fetch(None)
+    do_ingest_items(facebook.workspace_id, "facebook", page.items)
+
+    assert page.skipped == 1  # the comment without ``from``, logged whole
+    assert "Et le mercredi" in caplog.text
+    assert page.cursor == {"since": "2026-11-20T10:15:00+00:00"}
+    own = Post.objects.get(remote_id=f"{PAGE_ID}_122145678901234567")
+    assert own.direction == "outbound"
+    question = Post.objects.get(remote_id="122145678901234567_1054321987654321")
+    assert (question.kind, question.author.name) == (PostKind.COMMENT, "Camille Martin")
+    answer = Post.objects.get(remote_id="122145678901234567_1054321987650002")
+    assert answer.in_reply_to_remote_id == question.remote_id
+    keys = set(
+        Conversation.objects.in_workspace(facebook.workspace_id).values_list(
+            "thread_key", flat=True
+        )
+    )
+    assert f"{PAGE_ID}_122146000000000001" in keys  # a visitor's post on the Page
+    assert "dm:7216549873210456" in keys  # Messenger
+    dm = Post.objects.get(remote_id__startswith="m_Zz9")
+    assert dm.kind == PostKind.PRIVATE_MESSAGE
+    feed = graph.server.served(f"/{VERSION}/{PAGE_ID}/feed")[0]
+    assert "comments.filter(stream).order(reverse_chronological)" in feed.param("fields")
+
+
+def test_the_cursor_keeps_only_what_is_new(
+    page_accounts: list[ConnectedAccount], graph: GraphApi
+) -> None:
+    first = page_connector(page_accounts[0], graph).fetch(None)
+    again = page_connector(page_accounts[0], graph).fetch(json.loads(json.dumps(first.cursor)))
+
+    assert [i.remote_id for i in again.items] == [first.items[-1].remote_id]  # same second only
+    assert again.cursor == first.cursor
+
+
+def test_instagram_media_comments_and_direct_messages(
+    page_accounts: list[ConnectedAccount], graph: GraphApi
+) -> None:
+    instagram = page_accounts[1]
+    page = page_connector(instagram, graph).fetch(None)
+    do_ingest_items(instagram.workspace_id, "instagram", page.items)
+
+    media = Post.objects.get(remote_id="18027939643490612")
+    assert (media.direction, media.metrics) == ("outbound", {"likes": 87, "replies": 3})
+    question = Post.objects.get(remote_id="17865432109876543")
+    assert (question.author.handle, question.in_reply_to_remote_id) == (
+        "lea.photos",
+        media.remote_id,
+    )
+    brand_answer = Post.objects.get(remote_id="17901234567890123")
+    assert brand_answer.direction == "outbound"
+    keys = set(
+        Conversation.objects.in_workspace(instagram.workspace_id).values_list(
+            "thread_key", flat=True
+        )
+    )
+    assert {"18027939643490612", "dm:6543219870123456"} <= keys
+    assert (
+        graph.server.served(f"/{VERSION}/{PAGE_ID}/conversations")[0].param("platform")
+        == "instagram"
+    )
+
+
+def test_an_invalidated_token_makes_the_account_reconnect_needed(
+    page_accounts: list[ConnectedAccount], graph: GraphApi
+) -> None:
+    graph.token = "a-new-one-after-a-password-change"
+
+    do_poll_account(page_accounts[0].pk)
+
+    page_accounts[0].refresh_from_db()
+    assert page_accounts[0].status == AccountStatus.RECONNECT_NEEDED
+    assert "#190" in page_accounts[0].last_error
+    assert TOKEN not in page_accounts[0].last_error
+
+
+def test_a_rate_limit_waits_the_announced_time(
+    page_accounts: list[ConnectedAccount], graph: GraphApi
+) -> None:
+    usage = {PAGE_ID: [{"type": "pages", "call_count": 100, "estimated_time_to_regain_access": 1}]}
+    graph.server.script(
+        f"/{VERSION}/{PAGE_ID}/feed",
+        400,
+        fixture("responses.json")["errors"]["rate_limited"],
+        {"X-Business-Use-Case-Usage": json.dumps(usage)},
+    )
+    sleeps: list[float] = []
+
+    page = page_connector(page_accounts[0], graph, sleeps).fetch(None)
+
+    assert sleeps == [60.0]
+    assert len(page.items) == 8
+
+
+def test_a_long_rate_limit_gives_up_with_the_wait(
+    page_accounts: list[ConnectedAccount], graph: GraphApi
+) -> None:
+    usage = {PAGE_ID: [{"type": "pages", "estimated_time_to_regain_access": 30}]}
+    graph.server.script(
+        f"/{VERSION}/{PAGE_ID}/feed",
+        400,
+        fixture("responses.json")["errors"]["rate_limited"],
+        {"X-Business-Use-Case-Usage": json.dumps(usage)},
+    )
+
+    with pytest.raises(RateLimitedError, match="#32") as caught:
+        page_connector(page_accounts[0], graph).fetch(None)
+
+    assert caught.value.retry_after == 1800.0
+
+
+def test_a_temporary_graph_error_is_retried(
+    page_accounts: list[ConnectedAccount], graph: GraphApi
+) -> None:
+    graph.server.script(
+        f"/{VERSION}/{PAGE_ID}/conversations", 500, fixture("responses.json")["errors"]["temporary"]
+    )
+    sleeps: list[float] = []
+
+    page = page_connector(page_accounts[0], graph, sleeps).fetch(None)
+
+    assert len(sleeps) == 1
+    assert any(i.kind == PostKind.PRIVATE_MESSAGE for i in page.items)
+
+
+def test_the_app_secret_proof_is_sent_when_configured(
+    settings: Any, workspace: Workspace, owner: User
+) -> None:
+    settings.RELAIS = {**settings.RELAIS, "FACEBOOK_APP_SECRET": APP_SECRET}
+    graph = GraphApi(secret=APP_SECRET)
+    try:
+        accounts = do_connect_facebook_page(
+            workspace, TOKEN, actor=owner, graph_base=graph.server.url, graph_version=VERSION
+        )
+        page_connector(accounts[0], graph).fetch(None)
+        assert graph.server.violations == []
+        proofs = {r.param("appsecret_proof") for r in graph.server.requests}
+        assert proofs == {appsecret_proof(TOKEN, APP_SECRET)}
+    finally:
+        graph.server.stop()
+
+
+# -- acting -------------------------------------------------------------------------------------
+
+
+def _conversation(graph: GraphApi, account: ConnectedAccount, key: str) -> Conversation:
+    do_ingest_items(
+        account.workspace_id, account.network, page_connector(account, graph).fetch(None).items
+    )
+    return Conversation.objects.in_workspace(account.workspace_id).get(thread_key=key)
+
+
+def test_a_reply_is_a_comment_in_the_customers_thread(
+    page_accounts: list[ConnectedAccount], graph: GraphApi, owner: User
+) -> None:
+    conversation = _conversation(graph, page_accounts[0], f"{PAGE_ID}_122146000000000001")
+
+    post = do_send_reply(
+        owner, conversation, "Bonjour Jonas, nous regardons tout de suite.", idempotency_key="fb-1"
+    )
+
+    request = graph.server.served(f"/{VERSION}/{PAGE_ID}_122146000000000001/comments")[0]
+    assert request.form() == {"message": "Bonjour Jonas, nous regardons tout de suite."}
+    assert post.remote_id == fixture("responses.json")["comment_created"]["id"]
+
+
+def test_a_private_reply_goes_through_the_send_api(
+    page_accounts: list[ConnectedAccount], graph: GraphApi, owner: User
+) -> None:
+    conversation = _conversation(graph, page_accounts[0], "dm:7216549873210456")
+
+    do_send_reply(owner, conversation, "À samedi !", idempotency_key="fb-dm-1", private=True)
+
+    body = graph.server.served(f"/{VERSION}/{PAGE_ID}/messages")[0].json()
+    assert body == {
+        "recipient": {"id": "7216549873210456"},
+        "messaging_type": "RESPONSE",
+        "message": {"text": "À samedi !"},
+    }
+
+
+def test_a_message_outside_the_24_hour_window_is_a_clear_error(
+    page_accounts: list[ConnectedAccount], graph: GraphApi
+) -> None:
+    graph.server.script(
+        f"/{VERSION}/{PAGE_ID}/messages", 400, fixture("responses.json")["errors"]["outside_window"]
+    )
+    brand = page_connector(page_accounts[0], graph)
+
+    with pytest.raises(UnsupportedError, match="outside of allowed window"):
+        brand.send_private_message(
+            OutboundPost(text="Hello", kind=PostKind.PRIVATE_MESSAGE, recipient="7216549873210456"),
+            idempotency_key="late",
+        )
+
+    assert len(graph.server.served(f"/{VERSION}/{PAGE_ID}/messages")) == 1
+
+
+def test_publish_metrics_and_delete_on_the_page(
+    page_accounts: list[ConnectedAccount], graph: GraphApi
+) -> None:
+    brand = page_connector(page_accounts[0], graph)
+
+    sent = brand.publish(OutboundPost(text="Fermé le 25 décembre."), idempotency_key="p-1")
+    counts = brand.metrics(f"{PAGE_ID}_122145678901234567")
+    brand.delete(sent.remote_id)
+
+    assert sent.remote_id == fixture("responses.json")["post_created"]["id"]
+    assert graph.server.served(f"/{VERSION}/{PAGE_ID}/feed")[-1].form() == {
+        "message": "Fermé le 25 décembre."
+    }
+    assert counts == {"likes": 42, "replies": 4, "reposts": 3}
+    assert graph.deleted == [sent.remote_id]
+
+
+def test_an_instagram_reply_answers_the_comment(
+    page_accounts: list[ConnectedAccount], graph: GraphApi, owner: User
+) -> None:
+    conversation = _conversation(graph, page_accounts[1], "18027939643490612")
+
+    do_send_reply(owner, conversation, "Oui, avec livraison le samedi.", idempotency_key="ig-1")
+
+    request = graph.server.served(f"/{VERSION}/17855555555555555/replies")[0]
+    assert request.form() == {"message": "Oui, avec livraison le samedi."}
+
+
+def test_instagram_does_not_publish_text_alone() -> None:
+    brand = InstagramConnector(AccountContext(workspace_id=0, handle="x"))
+    with pytest.raises(UnsupportedError):
+        brand.publish(OutboundPost(text="hi"), idempotency_key="k")
+
+
+def test_graph_times_are_read() -> None:
+    assert parse_time("2026-11-20T09:00:03+0000").isoformat() == "2026-11-20T09:00:03+00:00"
+    assert parse_time(1732095598).isoformat() == "2024-11-20T09:39:58+00:00"
+    assert parse_time(1732096799871).isoformat() == "2024-11-20T09:59:59.871000+00:00"
+
+
+# -- the webhook --------------------------------------------------------------------------------
+
+
+def signed(payload: Any) -> tuple[bytes, str]:
+    body = json.dumps(payload).encode() if not isinstance(payload, bytes) else payload
+    return body, "sha256=" + hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
+@pytest.fixture
+def meta_app(settings: Any, db: None) -> None:
+    settings.RELAIS = {
+        **settings.RELAIS,
+        "FACEBOOK_APP_SECRET": APP_SECRET,
+        "FACEBOOK_VERIFY_TOKEN": VERIFY_TOKEN,
+    }
+
+
+def post_event(client: Any, payload: Any, signature: str | None = None) -> Any:
+    body, good = signed(payload)
+    return client.post(
+        "/hooks/meta/",
+        body,
+        content_type="application/json",
+        headers={"X-Hub-Signature-256": good if signature is None else signature},
+    )
+
+
+@pytest.mark.urls(__name__)
+def test_the_subscription_check_answers_the_challenge(client: Any, meta_app: None) -> None:
+    ok = client.get(
+        "/hooks/meta/",
+        {"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1158201444"},
+    )
+    wrong = client.get(
+        "/hooks/meta/", {"hub.mode": "subscribe", "hub.verify_token": "guess", "hub.challenge": "1"}
+    )
+
+    assert (ok.status_code, ok.content) == (200, b"1158201444")
+    assert wrong.status_code == 403
+
+
+@pytest.mark.urls(__name__)
+def test_signed_events_reach_the_inbox(
+    client: Any,
+    meta_app: None,
+    page_accounts: list[ConnectedAccount],
+    caplog: pytest.LogCaptureFixture,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    events = fixture("webhooks.json")
+    names = ("feed_comment", "feed_reaction", "messenger", "instagram_comment", "instagram_message")
+    # The pipeline stores the accepted batches once the request's transaction commits.
+    with caplog.at_level(logging.WARNING), django_capture_on_commit_callbacks(execute=True):
+        answers = [post_event(client, events[name]) for name in names]
+
+    assert [a.status_code for a in answers] == [200] * 5
+    assert "m_BROKEN" in caplog.text  # the messaging event without a sender, logged whole
+    comment = Post.objects.get(remote_id="122145678901234567_1054321987659999")
+    assert (comment.kind, comment.author.name) == (PostKind.COMMENT, "Jonas Weber")
+    message = Post.objects.get(remote_id="m_NEWmessage1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789")
+    assert message.kind == PostKind.PRIVATE_MESSAGE
+    echo = Post.objects.get(remote_id="m_ECHO2AbCdEfGhIjKlMnOpQrStUvWxYz0123456789")
+    assert echo.direction == "outbound"
+    ig_comment = Post.objects.get(remote_id="17877777777777777")
+    assert (ig_comment.network, ig_comment.in_reply_to_remote_id) == (
+        "instagram",
+        "17865432109876543",
+    )
+    assert Post.objects.filter(network="instagram", kind=PostKind.PRIVATE_MESSAGE).count() == 1
+    stored = list(WebhookEvent.objects.order_by("pk").values_list("status", "items", "error"))
+    assert stored == [
+        ("accepted", 1, ""),
+        ("accepted", 0, ""),  # a reaction: nothing to store
+        ("accepted", 2, "1 malformed part(s) skipped, logged"),
+        ("accepted", 1, ""),
+        ("accepted", 1, ""),
+    ]
+
+
+@pytest.mark.urls(__name__)
+def test_a_bad_signature_is_refused_and_not_stored(client: Any, meta_app: None) -> None:
+    events = fixture("webhooks.json")
+
+    forged = post_event(client, events["messenger"], signature="sha256=" + "0" * 64)
+    unsigned = client.post(
+        "/hooks/meta/", json.dumps(events["messenger"]), content_type="application/json"
+    )
+
+    assert (forged.status_code, unsigned.status_code) == (403, 403)
+    assert not WebhookEvent.objects.exists()
+    assert not PendingBatch.objects.exists()
+
+
+@pytest.mark.urls(__name__)
+def test_a_signed_body_that_is_not_an_event_is_kept_and_answered_400(
+    client: Any, meta_app: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        not_json = post_event(client, b"{'object': 'page'")
+        not_meta = post_event(client, {"object": "user", "entry": []})
+
+    assert (not_json.status_code, not_meta.status_code) == (400, 400)
+    assert "not JSON" in not_json.content.decode()
+    kept = list(WebhookEvent.objects.order_by("pk"))
+    assert [e.status for e in kept] == [WebhookEventStatus.REJECTED] * 2
+    assert kept[0].body == "{'object': 'page'"  # the raw body, to study or replay
+    assert "{'object': 'page'" in caplog.text
+
+
+@pytest.mark.urls(__name__)
+def test_an_event_for_no_connected_page_is_kept_unmatched(client: Any, meta_app: None) -> None:
+    answer = post_event(client, fixture("webhooks.json")["unknown_page"])
+
+    assert answer.status_code == 200
+    assert WebhookEvent.objects.get().status == WebhookEventStatus.UNMATCHED
+
+
+def test_events_stored_but_never_read_are_read_later(
+    meta_app: None, page_accounts: list[ConnectedAccount]
+) -> None:
+    body, signature = signed(fixture("webhooks.json")["feed_comment"])
+    WebhookEvent.objects.create(
+        network="meta", body=body.decode(), signature=signature
+    )  # a crash after storing
+
+    assert do_process_pending_webhook_events() == 1
+    assert do_process_pending_webhook_events() == 0
+    assert WebhookEvent.objects.get().status == WebhookEventStatus.ACCEPTED
+    batch = PendingBatch.objects.get()  # handed to the pipeline, stored by a worker after commit
+    assert batch.items[0]["remote_id"] == "122145678901234567_1054321987659999"
+
+
+# -- the real API, opt in -----------------------------------------------------------------------
+
+LIVE_TOKEN = os.environ.get("RELAIS_FACEBOOK_PAGE_TOKEN", "")
+
+
+@pytest.mark.skipif(not LIVE_TOKEN, reason="set RELAIS_FACEBOOK_PAGE_TOKEN (a Page access token)")
+def test_live_the_real_graph_api_reads_the_page(workspace: Workspace, owner: User) -> None:
+    """Reads (never writes) the Page the token speaks for, its feed and conversations."""
+    accounts = do_connect_facebook_page(workspace, LIVE_TOKEN, actor=owner, with_instagram=False)
+    connector = connector_for(accounts[0])
+    assert isinstance(connector, FacebookPageConnector)
+
+    page = connector.fetch(None)
+
+    assert all(item.created_at.tzinfo for item in page.items)
+    assert page.skipped == 0

@@ -1,0 +1,36 @@
+"""The trainer's building blocks on small data it makes itself (the full training is the
+`relais nlp train` command; its figures are guarded by test_quality_guards)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from relais.nlp import train
+
+
+def test_balanced_weights_scale_each_class_by_its_rarity() -> None:
+    weights = train.balanced_weights(["a", "a", "a", "b"], [1.0, 1.0, 1.0, 2.0])
+    # n / (classes x count): 4 / 6 for "a", 4 / 2 for "b", times the given weights.
+    assert np.allclose(weights, [2 / 3, 2 / 3, 2 / 3, 4.0])
+
+
+def test_log_count_ratios_point_to_the_class_a_feature_occurs_in() -> None:
+    texts = ["great great day", "great fun", "awful day", "awful mess"]
+    labels = ["pos", "pos", "neg", "neg"]
+    features = train.matrix(texts)
+    ratios = train.log_count_ratios(features, labels, ("neg", "pos"))
+    only_positive = sorted(
+        set(train.matrix(["great"]).indices) - set(train.matrix(texts[2:]).indices)
+    )
+    assert only_positive
+    assert (ratios[only_positive, 1] > 0).all()
+    assert (ratios[only_positive, 0] < 0).all()
+
+
+def test_log_count_ratio_fit_separates_a_toy_task() -> None:
+    texts = ["i love it", "love love this", "so good", "i hate it", "hate this", "so bad"] * 5
+    labels = ["positive", "positive", "positive", "negative", "negative", "negative"] * 5
+    data = train.Examples(texts, labels, [1.0] * len(texts))
+    weights, bias = train.fit_log_count_ratio(data, ("negative", "positive"), 1e-4)
+    scores = np.asarray(train.matrix(["love it", "hate it"]) @ weights) + bias
+    assert scores.argmax(axis=1).tolist() == [1, 0]
