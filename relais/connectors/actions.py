@@ -460,6 +460,11 @@ def do_finish_mastodon_connection(
             _("This connection expired or was started elsewhere: connect the account again.")
         )
     app = AppRegistration(**{f.name: pending[f.name] for f in fields(AppRegistration)})
+    if not code:  # the admin pressed Deny, or the server sent back an error instead
+        raise ValidationFailedError(
+            _("Access was not approved on %(server)s: nothing was connected.")
+            % {"server": app.instance}
+        )
     try:
         credentials = exchange_code(app, code)
         context = AccountContext(workspace_id=workspace.pk, handle="", credentials=credentials)
