@@ -343,7 +343,7 @@ def _refresh_post_metrics(workspace_id: int, network: str, subjects: set[str]) -
 
 
 # Networks read by a periodic fetch from the stored cursor (Bluesky has its own stream reader).
-POLLED_NETWORKS = ("mastodon", "rss")
+POLLED_NETWORKS = ("mastodon", "rss", "x", "facebook", "instagram")
 POLL_BACKOFF_SECONDS = 300.0
 
 
