@@ -6,6 +6,7 @@ both under ``RELAIS_DATA_DIR``. Scale-out: set ``DATABASE_URL`` (postgres://...)
 """
 
 import os
+from typing import Any
 from pathlib import Path
 
 import dj_database_url
@@ -171,7 +172,7 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TIMEZONE = "UTC"
 
-RELAIS = {
+RELAIS: dict[str, Any] = {
     # How often the beat drives periodic work, in seconds.
     "SANDBOX_TICK_SECONDS": float(os.environ.get("RELAIS_SANDBOX_TICK_SECONDS", "2")),
     "PIPELINE_SWEEP_SECONDS": float(os.environ.get("RELAIS_PIPELINE_SWEEP_SECONDS", "10")),
@@ -184,6 +185,12 @@ RELAIS = {
     # network). Off by default: a workspace member could otherwise make the server call its
     # database or a cloud metadata service.
     "ALLOW_PRIVATE_DESTINATIONS": os.environ.get("RELAIS_ALLOW_PRIVATE_DESTINATIONS", "") == "1",
+    # Meta's webhooks (/hooks/meta/): the app secret signs every event, the verify token is the
+    # one typed in the app dashboard. Without the secret every event is refused.
+    "FACEBOOK_APP_SECRET": os.environ.get("RELAIS_FACEBOOK_APP_SECRET", ""),
+    "FACEBOOK_VERIFY_TOKEN": os.environ.get("RELAIS_FACEBOOK_VERIFY_TOKEN", ""),
+    # A workspace's X API spending per month, in US dollars, until an admin sets its own.
+    "X_MONTHLY_BUDGET_USD": float(os.environ.get("RELAIS_X_MONTHLY_BUDGET_USD", "25")),
 }
 
 LOGGING = {

@@ -9,4 +9,5 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
     path("l/", include("relais.publishing.public_urls")),
+    path("hooks/", include("relais.connectors.public_urls")),
 ]

@@ -343,7 +343,7 @@ def _refresh_post_metrics(workspace_id: int, network: str, subjects: set[str]) -
 
 
 # Networks read by a periodic fetch from the stored cursor (Bluesky has its own stream reader).
-POLLED_NETWORKS = ("mastodon", "rss")
+POLLED_NETWORKS = ("mastodon", "rss", "x", "facebook", "instagram")
 POLL_BACKOFF_SECONDS = 300.0
 
 
@@ -460,6 +460,11 @@ def do_finish_mastodon_connection(
             _("This connection expired or was started elsewhere: connect the account again.")
         )
     app = AppRegistration(**{f.name: pending[f.name] for f in fields(AppRegistration)})
+    if not code:  # the admin pressed Deny, or the server sent back an error instead
+        raise ValidationFailedError(
+            _("Access was not approved on %(server)s: nothing was connected.")
+            % {"server": app.instance}
+        )
     try:
         credentials = exchange_code(app, code)
         context = AccountContext(workspace_id=workspace.pk, handle="", credentials=credentials)

@@ -126,4 +126,6 @@ def consume_mastodon_account(
     except ConnectorError as exc:
         logger.warning("Mastodon account %s not followed: %s", account_id, exc)
     finally:
+        if ready is not None:
+            ready.set()  # whoever waits for the reader to be listening is not left waiting
         connections.close_all()

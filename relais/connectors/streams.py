@@ -152,9 +152,12 @@ def follow_all(stop: threading.Event, *, rescan_seconds: float = 30.0) -> None:
     threads: dict[int, threading.Thread] = {}
     while not stop.is_set():
         close_old_connections()
-        active = ConnectedAccount.objects.filter(
-            network__in=readers, status=AccountStatus.ACTIVE
-        ).values_list("pk", "network")
+        active = (
+            ConnectedAccount.objects.filter(network__in=readers, status=AccountStatus.ACTIVE)
+            # Bluesky accounts on an AppView are read from their notifications by the beat.
+            .exclude(network="bluesky", cursor__source="notifications")
+            .values_list("pk", "network")
+        )
         for account_id, network in active:
             if account_id not in threads or not threads[account_id].is_alive():
                 threads[account_id] = threading.Thread(

@@ -105,28 +105,38 @@ def account(workspace: Workspace, server: StreamingServer) -> ConnectedAccount:
     )
 
 
-@pytest.fixture
-def reader(account: ConnectedAccount) -> Iterator[Callable[[], threading.Thread]]:
-    stop = threading.Event()
-    started: list[threading.Thread] = []
+class Reader:
+    """The reader in its own thread. The in-memory test database cannot be read by the test
+    while another thread writes, so tests watch the server, stop the reader, then look."""
 
-    def start() -> threading.Thread:
-        ready = threading.Event()
-        thread = threading.Thread(
+    def __init__(self, account: ConnectedAccount) -> None:
+        self.account = account
+        self.stop = threading.Event()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(
             target=consume_mastodon_account,
-            args=(account.pk, stop),
-            kwargs={"ready": ready},
+            args=(account.pk, self.stop),
+            kwargs={"ready": self.ready},
             daemon=True,
         )
-        thread.start()
-        started.append(thread)
-        ready.wait(10)
-        return thread
 
-    yield start
-    stop.set()
-    for thread in started:
-        thread.join(10)
+    def start(self) -> Reader:
+        self.thread.start()
+        self.ready.wait(10)
+        return self
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.thread.join(15)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def reader(account: ConnectedAccount) -> Iterator[Reader]:
+    reader = Reader(account)
+    yield reader
+    reader.stop.set()
+    reader.thread.join(15)
 
 
 def new_mention(notification_id: str, status_id: str, text: str) -> dict[str, Any]:
@@ -147,8 +157,8 @@ def eventually(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.05)
 
 
-def stored(remote_id: str) -> Callable[[], bool]:
-    return lambda: Post.objects.filter(network="mastodon", remote_id=remote_id).exists()
+def served(server: StreamingServer, notification_id: str) -> Callable[[], bool]:
+    return lambda: notification_id in server.served_notifications
 
 
 def test_server_sent_events_are_read_with_heartbeats_and_multiline_data() -> None:
@@ -157,10 +167,10 @@ def test_server_sent_events_are_read_with_heartbeats_and_multiline_data() -> Non
 
 
 def test_a_streamed_notification_is_read_at_once_and_only_once(
-    server: StreamingServer, reader: Callable[[], threading.Thread]
+    server: StreamingServer, reader: Reader
 ) -> None:
-    reader()
-    eventually(stored("103186090000000001"), "the first read fills the gap since the cursor")
+    reader.start()
+    eventually(served(server, "34976410"), "the first read fills the gap since the cursor")
     eventually(lambda: server.streams_opened == 1, "the notification stream is open")
     reads_before = len(server.served("/api/v1/notifications"))
 
@@ -168,46 +178,49 @@ def test_a_streamed_notification_is_read_at_once_and_only_once(
     server.notifications.append(mention)
     server.events.put(("notification", json.dumps(mention)))
     server.events.put(("notification", json.dumps(mention)))  # servers may repeat themselves
+    eventually(served(server, "34977000"), "the streamed mention is read")
+    reader.finish()
 
-    eventually(stored("103187000000000001"), "the streamed mention reaches the inbox")
+    assert Post.objects.get(remote_id="103186090000000001")  # from the first read
     post = Post.objects.get(remote_id="103187000000000001")
     assert post.text == "@trwnh where is my parcel?"
+    assert server.served_notifications.count("34977000") == 1
     assert reads_before < len(server.served("/api/v1/notifications")) <= reads_before + 2
-    assert Post.objects.filter(remote_id="103187000000000001").count() == 1
 
 
 def test_what_arrives_while_the_stream_is_down_is_read_when_it_ends(
-    server: StreamingServer, reader: Callable[[], threading.Thread]
+    server: StreamingServer, reader: Reader
 ) -> None:
-    reader()
+    reader.start()
     eventually(lambda: server.streams_opened == 1, "the notification stream is open")
     mention = new_mention("34977100", "103187000000000002", "@trwnh still no refund")
     server.notifications.append(mention)  # announced by no event at all
     server.events.put(END_OF_STREAM)
 
-    eventually(stored("103187000000000002"), "the unannounced mention is read")
+    eventually(served(server, "34977100"), "the unannounced mention is read")
     eventually(lambda: server.streams_opened == 2, "the reader reconnects")
+    reader.finish()
+    assert Post.objects.filter(remote_id="103187000000000002").count() == 1
 
 
 def test_a_stream_that_refuses_the_token_marks_the_account(
-    server: StreamingServer, account: ConnectedAccount, reader: Callable[[], threading.Thread]
+    server: StreamingServer, account: ConnectedAccount, reader: Reader
 ) -> None:
     server.stream_token = "revoked"
-    thread = reader()
-    thread.join(15)
+    reader.start()
+    reader.thread.join(15)
 
+    assert not reader.thread.is_alive()  # it stopped by itself
     account.refresh_from_db()
-    assert not thread.is_alive()
     assert account.status == AccountStatus.RECONNECT_NEEDED
 
 
 def test_a_server_without_streaming_is_left_to_the_poll(
-    server: StreamingServer, reader: Callable[[], threading.Thread]
+    server: StreamingServer, reader: Reader
 ) -> None:
     server.offers_streaming = False
-    thread = reader()
-    thread.join(15)
+    reader.start()
+    reader.thread.join(15)
 
-    assert not thread.is_alive()
+    assert not reader.thread.is_alive()
     assert server.served("/api/v1/notifications") == []
-    assert server.violations == []
