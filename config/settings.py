@@ -199,5 +199,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("RELAIS_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # These log each request's full URL at INFO or DEBUG; webhook and chat URLs carry tokens
+        # in their path or credentials, so request lines are never logged.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        "apprise": {"level": "WARNING"},
+    },
 }

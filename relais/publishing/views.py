@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 from relais.accounts.access import WorkspaceRequest, workspace_view
 from relais.accounts.actions import membership_of
 from relais.accounts.roles import Capability, Role, role_allows
+from relais.connectors.budget import x_post_cost_warning
 from relais.core import clock
 from relais.core.errors import RelaisError, ValidationFailedError
 from relais.publishing import actions, media, queries
@@ -61,9 +62,17 @@ def _campaign_url(request: WorkspaceRequest, offer_id: int) -> str:
 
 
 def _counts(request: WorkspaceRequest, text: str, account_ids: list[int]) -> list[Any]:
+    """(count, chosen, warning) per network; X warns when a post costs more (a link) or more
+    than the workspace's API budget has left."""
     chosen = {a.network for a in queries.accounts(request.workspace.pk).filter(pk__in=account_ids)}
     return [
-        (count_for(network, text), network in chosen)
+        (
+            count_for(network, text),
+            network in chosen,
+            x_post_cost_warning(request.workspace.pk, text)
+            if network == "x" and network in chosen
+            else "",
+        )
         for network in sorted(chosen) or preview_networks()
     ]
 

@@ -5,6 +5,7 @@ import pytest
 from django.urls import URLPattern, reverse
 
 from relais.accounts.actions import do_create_api_token
+from relais.connectors.models import ConnectedAccount
 from relais.core import clock
 from relais.publishing import actions
 from relais.publishing.models import Draft, Offer, TargetStatus
@@ -196,3 +197,18 @@ def test_the_week_view_shows_repeats_and_moves_a_post_to_a_day_and_hour(
     month = client.get(url("publishing_calendar", workspace, "?month=2100-03")).content.decode()
     # The 13th, then a repeat each day to the grid's last day (Sunday, April 4th).
     assert month.count("08:05 @Freebox") == 23
+
+
+def test_the_composer_warns_that_an_x_post_with_a_link_costs_more(client, owner, workspace):
+    # No connection action without X's OAuth approval: stored as that flow would store it.
+    x_account = ConnectedAccount.objects.create(workspace=workspace, network="x", handle="acme")
+    client.force_login(owner)
+    count = url("publishing_count", workspace)
+
+    plain = client.post(count, {"text": "Our autumn sale", "account": x_account.pk})
+    linked = client.post(
+        count, {"text": "Our autumn sale https://shop.example/sale", "account": x_account.pk}
+    )
+
+    assert b"pub-warning" not in plain.content
+    assert b"A post with a link costs" in linked.content
