@@ -742,7 +742,13 @@ class BrandFilter:
                     author=self._author(op.repo),
                     text="",
                     created_at=created,
-                    raw={"uri": op.uri, "subject": subject, "seq": event.seq},
+                    raw={
+                        "uri": op.uri,
+                        "subject": subject,
+                        "seq": event.seq,
+                        # The repost it was seen through, when the client says so (the cascade).
+                        "via": _ref_uri(record.get("via")),
+                    },
                 )
             )
 
@@ -1218,8 +1224,14 @@ class BlueskyConnector(Connector):
             engagements.append(EngagementEvent(uri, "like", subject, did, created))
         elif reason == "repost":
             engagements.append(EngagementEvent(uri, "repost", subject, did, created))
+            via = _ref_uri(record.get("via"))
             item = InboundItem(
-                uri, PostKind.REPOST, author, "", created, raw={**raw, "subject": subject}
+                uri,
+                PostKind.REPOST,
+                author,
+                "",
+                created,
+                raw={**raw, "subject": subject, "via": via},
             )
             items.append(item)
         elif reason in {"mention", "reply", "quote"}:

@@ -28,8 +28,10 @@ from relais.connectors.networks.bluesky import (
     BlueskyConnector,
     BrandFilter,
     Directory,
+    FirehoseEvent,
     MalformedFrameError,
     MediaRejectedError,
+    RecordOp,
     StreamError,
     Xrpc,
     build_facets,
@@ -551,3 +553,22 @@ def test_a_malformed_notification_is_logged_and_skipped(
     assert page.skipped == 1
     assert "skipped a malformed notification" in caplog.text
     assert page.cursor["since"] == "2026-01-01T10:00:01.000Z"  # it is not read again
+
+
+def test_a_repost_names_the_repost_it_was_seen_through(recorded: dict[str, Any]) -> None:
+    brand_filter = _brand_filter(recorded)
+    customer = recorded["dids"]["customer"]
+    announcement = recorded["announcement"]
+    earlier = "at://did:plc:someoneelse/app.bsky.feed.repost/3kabc"
+    record = {
+        "$type": "app.bsky.feed.repost",
+        "subject": {"uri": announcement["uri"], "cid": announcement["cid"]},
+        "via": {"uri": earlier, "cid": "bafyreiexample"},
+        "createdAt": "2026-11-26T10:00:00.000Z",
+    }
+    op = RecordOp("create", customer, "app.bsky.feed.repost", "3kdef", None, record)
+    event = FirehoseEvent(seq=99, kind="#commit", repo=customer, ops=(op,))
+
+    items, _engagements = brand_filter.match(event)
+
+    assert [(item.kind, item.raw["via"]) for item in items] == [(PostKind.REPOST, earlier)]
