@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils.translation import gettext as _
 
 from relais.accounts.actions import check_capability, membership_of, record_audit
@@ -27,6 +27,7 @@ from relais.connectors.base import (
     OutboundPost,
     PostKind,
 )
+from relais.connectors.netguard import UnsafeDestinationError, check_destination
 from relais.connectors.registry import connector_for
 from relais.core import clock
 from relais.core.errors import ConflictError, RelaisError, ValidationFailedError
@@ -49,8 +50,16 @@ from relais.inbox.models import (
     Status,
     Team,
     Viewer,
+    WebhookEndpoint,
 )
 from relais.inbox.progress import PROGRESS_FIELDS, apply_message
+from relais.inbox.webhooks import (
+    EVENT_TYPES,
+    new_secret,
+    queue_changes,
+    record_change,
+    stable_event_id,
+)
 from relais.pipeline.models import Author, Direction, Post, Routing
 
 MAX_NOTE_LENGTH = 10_000
@@ -144,7 +153,7 @@ def do_submit_reply(
         )
         if created:
             Draft.objects.filter(conversation=conversation, user=user).delete()
-            record_audit(
+            record_change(
                 conversation.workspace_id,
                 user,
                 "conversation.reply_submitted",
@@ -176,7 +185,7 @@ def do_approve_reply(user: User, reply: OutgoingReply) -> OutgoingReply:
         ).update(state=ReplyState.SENDING, approved_by=user)
         if not claimed:
             raise ValidationFailedError(_("This reply is no longer waiting for approval."))
-        record_audit(reply.workspace_id, user, "conversation.reply_approved", reply.conversation)
+        record_change(reply.workspace_id, user, "conversation.reply_approved", reply.conversation)
     reply.state, reply.approved_by = ReplyState.SENDING, user
     _deliver(user, reply, reply.conversation)
     return reply
@@ -200,7 +209,7 @@ def do_withdraw_reply(user: User, reply: OutgoingReply) -> str:
             user_id=reply.author_id,
             defaults={"text": reply.text},
         )
-        record_audit(reply.workspace_id, user, "conversation.reply_withdrawn", reply.conversation)
+        record_change(reply.workspace_id, user, "conversation.reply_withdrawn", reply.conversation)
         _publish(reply.conversation)
     return reply.text
 
@@ -220,7 +229,7 @@ def _deliver(user: User, reply: OutgoingReply, conversation: Conversation) -> No
             OutgoingReply.objects.filter(pk=reply.pk).update(
                 state=reply.state, error=reply.error, attempts=F("attempts") + 1
             )
-            record_audit(
+            record_change(
                 conversation.workspace_id,
                 user,
                 "conversation.reply_failed",
@@ -313,7 +322,7 @@ def _send_through_network(
         )
         if created:
             _record_reply(conversation, post)
-        record_audit(
+        record_change(
             conversation.workspace_id, user, "conversation.replied", conversation, private=private
         )
         publish_event(
@@ -376,7 +385,7 @@ def do_change_status(
         else:
             current.resolved_at = None
         current.save(update_fields=["status", "resolved_at", "resolved_by", "resolution_seconds"])
-        record_audit(
+        record_change(
             conversation.workspace_id,
             user,
             "conversation.status_changed",
@@ -436,7 +445,7 @@ def do_assign(
                 else _("Someone unassigned this conversation meanwhile.")
             )
         Conversation.objects.filter(pk=conversation.pk).update(assignee=assignee)
-        record_audit(
+        record_change(
             conversation.workspace_id,
             user,
             "conversation.assigned",
@@ -464,7 +473,7 @@ def do_set_team(user: User, conversation: Conversation, team: Team | None) -> No
         raise ValidationFailedError(_("Unknown team."))
     with transaction.atomic():
         Conversation.objects.filter(pk=conversation.pk).update(team=team)
-        record_audit(
+        record_change(
             conversation.workspace_id,
             user,
             "conversation.team_changed",
@@ -493,7 +502,7 @@ def do_set_tags(user: User, conversation: Conversation, tags: list[str] | str) -
     cleaned = clean_tags(tags)
     with transaction.atomic():
         Conversation.objects.filter(pk=conversation.pk).update(tags=cleaned)
-        record_audit(
+        record_change(
             conversation.workspace_id, user, "conversation.tagged", conversation, tags=cleaned
         )
         _publish(conversation)
@@ -530,7 +539,7 @@ def do_add_note(user: User, conversation: Conversation, text: str) -> Note:
             text=text,
         )
         note.mentions.set(mentioned)
-        record_audit(
+        record_change(
             conversation.workspace_id,
             user,
             "conversation.noted",
@@ -552,7 +561,7 @@ def do_add_contact_note(user: User, contact: Contact, text: str) -> Note:
             workspace_id=contact.workspace_id, contact=contact, author=user, text=text
         )
         note.mentions.set(mentioned)
-        record_audit(contact.workspace_id, user, "contact.noted", contact)
+        record_change(contact.workspace_id, user, "contact.noted", contact)
     return note
 
 
@@ -588,7 +597,9 @@ def do_update_contact(
         changed["tags"] = clean_tags(tags)
     with transaction.atomic():
         Contact.objects.filter(pk=contact.pk).update(**changed)
-        record_audit(contact.workspace_id, user, "contact.updated", contact, fields=sorted(changed))
+        record_change(
+            contact.workspace_id, user, "contact.updated", contact, fields=sorted(changed)
+        )
     for field, value in changed.items():
         setattr(contact, field, value)
     return contact
@@ -615,7 +626,7 @@ def do_merge_contacts(user: User, keep: Contact, merged: Contact) -> Contact:
         target.tags = clean_tags(target.tags + [t for t in source.tags if t not in target.tags])
         target.save(update_fields=["attributes", "tags"])
         source.delete()
-        record_audit(
+        record_change(
             keep.workspace_id,
             user,
             "contact.merged",
@@ -709,12 +720,20 @@ def agent_state(workspace_id: int, user: User) -> AgentState:
     return state
 
 
+SEEN_EVERY = timedelta(seconds=30)  # presence counts in minutes: no write on every page load
+
+
 def do_mark_seen(user: User, workspace_id: int) -> None:
     """Presence for round robin. Not audited: it is a heartbeat, not a decision."""
-    updated = AgentState.objects.in_workspace(workspace_id).filter(user=user)
-    if not updated.update(last_seen_at=clock.now()):
+    now = clock.now()
+    mine = AgentState.objects.in_workspace(workspace_id).filter(user=user)
+    if mine.filter(Q(last_seen_at__isnull=True) | Q(last_seen_at__lt=now - SEEN_EVERY)).update(
+        last_seen_at=now
+    ):
+        return
+    if not mine.exists():
         AgentState.objects.get_or_create(
-            workspace_id=workspace_id, user=user, defaults={"last_seen_at": clock.now()}
+            workspace_id=workspace_id, user=user, defaults={"last_seen_at": now}
         )
 
 
@@ -749,7 +768,7 @@ def do_set_on_leave(user: User, workspace: Workspace, agent: User, on_leave: boo
     return len(handed)
 
 
-def _hand_over(workspace_id: int, agent: User) -> list[int]:
+def _hand_over(workspace_id: int, agent: User, *, reason: str = "leave") -> list[int]:
     held = list(
         Conversation.objects.in_workspace(workspace_id)
         .select_for_update(of=("self",))
@@ -759,18 +778,23 @@ def _hand_over(workspace_id: int, agent: User) -> list[int]:
         .order_by("urgent_since", "pk")
     )
     rotation = Rotation(workspace_id)
+    changes = []
     for conversation in held:
         new_assignee = rotation.next_agent(conversation.team) if conversation.team else None
         Conversation.objects.filter(pk=conversation.pk).update(assignee_id=new_assignee)
-        record_audit(
-            workspace_id,
-            None,
-            "conversation.assigned",
-            conversation,
-            before=agent.pk,
-            assignee=new_assignee,
-            reason="leave",
+        changes.append(
+            record_change(
+                workspace_id,
+                None,
+                "conversation.assigned",
+                conversation,
+                queue=False,
+                before=agent.pk,
+                assignee=new_assignee,
+                reason=reason,
+            )
         )
+    queue_changes(workspace_id, [change for change in changes if change])
     return [c.pk for c in held]
 
 
@@ -951,3 +975,167 @@ def do_export_contacts(actor: User, workspace: Workspace) -> Iterator[list[str]]
     with transaction.atomic():
         record_audit(workspace, actor, "contacts.exported")
     return contact_rows(workspace.pk)
+
+
+def do_release_member_conversations(workspace_id: int, member: User) -> int:
+    """Hand a departing member's open conversations back, as leave does; returns how many.
+
+    For the action that removes a membership (or takes away the right to reply): call it in the
+    same transaction, after the membership is gone or changed, so the rotation cannot pick the
+    member again.
+    """
+    with transaction.atomic():
+        handed = _hand_over(workspace_id, member, reason="removed")
+        if handed:
+            publish_event(workspace_id, "conversations.changed", {"ids": handed[:200]})
+    return len(handed)
+
+
+# Service-level breaches -----------------------------------------------------------------------
+
+BREACHES_PER_RUN = 500
+
+
+def do_announce_sla_breaches(now: datetime | None = None) -> int:
+    """Notice the conversations that passed a deadline since the last run (the beat's job) and
+    tell once per breach: a live event for open pages and ``conversation.sla_breached`` for
+    webhooks. The mark is set by a conditional UPDATE, so two runs at once announce once."""
+    now = now or clock.now()
+    announced = 0
+    for target in ("first_response", "resolution"):
+        late = Q(**{f"{target}_due__lt": now, f"{target}_breached_at__isnull": True})
+        if target == "first_response":
+            late &= Q(first_response_at__isnull=True)
+        rows = (
+            Conversation.objects.exclude(status=Status.RESOLVED)
+            .filter(late)
+            .order_by(f"{target}_due")
+            .values_list("pk", "workspace_id", f"{target}_due")[:BREACHES_PER_RUN]
+        )
+        by_workspace: dict[int, list[tuple[int, datetime]]] = {}
+        for pk, workspace_id, due in rows:
+            by_workspace.setdefault(workspace_id, []).append((pk, due))
+        for workspace_id, breaches in by_workspace.items():
+            announced += _announce(workspace_id, target, breaches, now)
+    return announced
+
+
+def _announce(
+    workspace_id: int, target: str, breaches: list[tuple[int, datetime]], now: datetime
+) -> int:
+    marked: list[int] = []
+    changes = []
+    with transaction.atomic():
+        for pk, due in breaches:
+            claimed = Conversation.objects.filter(
+                pk=pk, **{f"{target}_breached_at__isnull": True}
+            ).update(**{f"{target}_breached_at": now})
+            if not claimed:
+                continue
+            changes.append(
+                record_change(
+                    workspace_id,
+                    None,
+                    "conversation.sla_breached",
+                    Conversation(pk=pk, workspace_id=workspace_id),
+                    event_id=stable_event_id("sla_breached", pk, target, due.isoformat()),
+                    queue=False,
+                    deadline=target,
+                    due=due.isoformat(),
+                )
+            )
+            marked.append(pk)
+        queue_changes(workspace_id, [change for change in changes if change])
+        if marked:
+            publish_event(workspace_id, "sla.breached", {"ids": marked[:200], "target": target})
+            publish_event(workspace_id, "conversations.changed", {"ids": marked[:200]})
+    return len(marked)
+
+
+# CRM webhooks ---------------------------------------------------------------------------------
+
+MAX_WEBHOOK_ENDPOINTS = 10
+
+
+def check_webhook_endpoint(url: str, events: list[str]) -> tuple[str, list[str]]:
+    url = url.strip()
+    if len(url) > 500:
+        raise ValidationFailedError(_("This address is too long (500 characters at most)."))
+    if unknown := set(events) - set(EVENT_TYPES):
+        raise ValidationFailedError(_("Unknown events: %(names)s") % {"names": sorted(unknown)})
+    if not events:
+        raise ValidationFailedError(_("Choose at least one event to send."))
+    try:
+        check_destination(url)
+    except UnsafeDestinationError as error:
+        raise ValidationFailedError(str(error)) from error
+    return url, [event for event in EVENT_TYPES if event in events]
+
+
+def do_create_webhook_endpoint(
+    user: User, workspace: Workspace, url: str, events: list[str]
+) -> tuple[WebhookEndpoint, str]:
+    """Register a receiver; returns it with its signing secret, which is shown this once."""
+    check_capability(user, workspace, Capability.MANAGE_ACCOUNTS)
+    url, events = check_webhook_endpoint(url, events)
+    if WebhookEndpoint.objects.in_workspace(workspace.pk).count() >= MAX_WEBHOOK_ENDPOINTS:
+        raise ValidationFailedError(
+            _("A workspace has at most %(count)d webhooks.") % {"count": MAX_WEBHOOK_ENDPOINTS}
+        )
+    secret, stored = new_secret()
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.create(
+            workspace=workspace, url=url, events=events, secret=stored
+        )
+        record_audit(workspace, user, "webhook.created", endpoint, url=url, events=events)
+    return endpoint, secret
+
+
+def do_update_webhook_endpoint(
+    user: User,
+    endpoint: WebhookEndpoint,
+    *,
+    events: list[str] | None = None,
+    active: bool | None = None,
+) -> WebhookEndpoint:
+    """Change what an endpoint receives, pause it or resume it (a resumed one is tried now)."""
+    check_capability(user, endpoint.workspace_id, Capability.MANAGE_ACCOUNTS)
+    changed: dict[str, Any] = {}
+    if events is not None:
+        changed["events"] = check_webhook_endpoint(endpoint.url, events)[1]
+    if active is not None:
+        changed["active"] = active
+        if active:
+            changed["next_attempt_at"] = None
+    with transaction.atomic():
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(**changed)
+        record_audit(
+            endpoint.workspace_id, user, "webhook.updated", endpoint, fields=sorted(changed)
+        )
+        if active:
+            transaction.on_commit(lambda: _deliver_soon(endpoint.pk))
+    for name, value in changed.items():
+        setattr(endpoint, name, value)
+    return endpoint
+
+
+def do_retry_webhook_endpoint(user: User, endpoint: WebhookEndpoint) -> None:
+    """Try a failing endpoint now rather than at its next scheduled attempt."""
+    check_capability(user, endpoint.workspace_id, Capability.MANAGE_ACCOUNTS)
+    with transaction.atomic():
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(next_attempt_at=None)
+        record_audit(endpoint.workspace_id, user, "webhook.retried", endpoint)
+        transaction.on_commit(lambda: _deliver_soon(endpoint.pk))
+
+
+def do_delete_webhook_endpoint(user: User, endpoint: WebhookEndpoint) -> None:
+    check_capability(user, endpoint.workspace_id, Capability.MANAGE_ACCOUNTS)
+    with transaction.atomic():
+        record_audit(endpoint.workspace_id, user, "webhook.deleted", endpoint, url=endpoint.url)
+        endpoint.delete()
+
+
+def _deliver_soon(endpoint_id: int) -> None:
+    from relais.inbox.tasks import deliver_webhooks
+
+    deliver_webhooks.delay(endpoint_id)

@@ -8,6 +8,8 @@ from django.http import Http404, HttpRequest
 from ninja import Field, Query, Router, Schema
 from ninja.pagination import LimitOffsetPagination, paginate
 
+from relais.accounts.actions import check_capability
+from relais.accounts.roles import Capability
 from relais.core import clock
 from relais.core.api import request_token, run_action
 from relais.inbox import actions, priority, queries, suggest
@@ -383,3 +385,102 @@ class TeamOut(Schema):
 @router.get("/teams", response=list[TeamOut])
 def list_teams(request: HttpRequest) -> Any:
     return queries.teams(request_token(request).workspace_id)
+
+
+# CRM webhooks (workspace admins) --------------------------------------------------------------
+
+
+class WebhookOut(Schema):
+    id: int
+    url: str
+    events: list[str]
+    active: bool
+    failing: bool
+    consecutive_failures: int
+    last_error: str
+    next_attempt_at: datetime | None
+    last_delivered_at: datetime | None
+    created_at: datetime
+
+
+class WebhookCreatedOut(WebhookOut):
+    secret: str = Field(description="the signing secret, returned this once")
+
+
+class WebhookIn(Schema):
+    url: str
+    events: list[str] = Field(description="event types, e.g. conversation.assigned")
+
+
+class WebhookPatch(Schema):
+    events: list[str] | None = None
+    active: bool | None = None
+
+
+class DeliveryOut(Schema):
+    event_id: str
+    event_type: str
+    attempts: int
+    created_at: datetime
+    delivered_at: datetime | None
+
+    @staticmethod
+    def resolve_event_id(obj: Any) -> str:
+        return str(obj.event_id)
+
+
+def _webhook_admin(request: HttpRequest, endpoint_id: int | None = None) -> Any:
+    """Refuse (403) a token whose user may not manage webhooks; the endpoint when asked."""
+    token = request_token(request)
+    run_action(lambda: check_capability(token.user, token.workspace_id, Capability.MANAGE_ACCOUNTS))
+    if endpoint_id is None:
+        return None
+    return queries.webhook_endpoint(token.workspace_id, endpoint_id)
+
+
+@router.get("/webhooks", response={200: list[WebhookOut], **ERRORS})
+def list_webhooks(request: HttpRequest) -> Any:
+    _webhook_admin(request)
+    return queries.webhook_endpoints(request_token(request).workspace_id)
+
+
+@router.post("/webhooks", response={201: WebhookCreatedOut, **ERRORS})
+def create_webhook(request: HttpRequest, body: WebhookIn) -> Any:
+    token = request_token(request)
+    endpoint, secret = run_action(
+        lambda: actions.do_create_webhook_endpoint(
+            token.user, token.workspace, body.url, body.events
+        )
+    )
+    endpoint.secret = secret  # the response carries the clear secret, once
+    return 201, endpoint
+
+
+@router.patch("/webhooks/{endpoint_id}", response={200: WebhookOut, **ERRORS})
+def update_webhook(request: HttpRequest, endpoint_id: int, body: WebhookPatch) -> Any:
+    endpoint = _webhook_admin(request, endpoint_id)
+    return run_action(
+        lambda: actions.do_update_webhook_endpoint(
+            request_token(request).user, endpoint, events=body.events, active=body.active
+        )
+    )
+
+
+@router.post("/webhooks/{endpoint_id}/retry", response={200: WebhookOut, **ERRORS})
+def retry_webhook(request: HttpRequest, endpoint_id: int) -> Any:
+    endpoint = _webhook_admin(request, endpoint_id)
+    run_action(lambda: actions.do_retry_webhook_endpoint(request_token(request).user, endpoint))
+    return queries.webhook_endpoint(endpoint.workspace_id, endpoint.pk)
+
+
+@router.delete("/webhooks/{endpoint_id}", response={204: None, **ERRORS})
+def delete_webhook(request: HttpRequest, endpoint_id: int) -> Any:
+    endpoint = _webhook_admin(request, endpoint_id)
+    run_action(lambda: actions.do_delete_webhook_endpoint(request_token(request).user, endpoint))
+    return 204, None
+
+
+@router.get("/webhooks/{endpoint_id}/deliveries", response={200: list[DeliveryOut], **ERRORS})
+def list_deliveries(request: HttpRequest, endpoint_id: int) -> Any:
+    """The latest 50 events for this endpoint, newest first."""
+    return queries.webhook_deliveries(_webhook_admin(request, endpoint_id))

@@ -12,11 +12,11 @@ from datetime import timedelta
 
 from django.db.models import Count
 
-from relais.accounts.actions import record_audit
 from relais.accounts.models import Membership
 from relais.accounts.roles import Capability, role_allows
 from relais.core import clock
 from relais.inbox.models import AgentState, AssignmentRule, Conversation, Status, Team
+from relais.inbox.webhooks import queue_changes, record_change
 from relais.pipeline.models import Post
 
 PRESENCE_WINDOW = timedelta(minutes=5)
@@ -44,6 +44,7 @@ def auto_assign(workspace_id: int, opened: Sequence[tuple[Conversation, Post]]) 
     if not rules:
         return
     rotation = Rotation(workspace_id)
+    changes = []
     for conversation, post in opened:
         rule = next((r for r in rules if rule_matches(r, post)), None)
         if rule is None:
@@ -51,15 +52,19 @@ def auto_assign(workspace_id: int, opened: Sequence[tuple[Conversation, Post]]) 
         agent_id = rotation.next_agent(rule.team) if rule.auto_assign else None
         Conversation.objects.filter(pk=conversation.pk).update(team=rule.team, assignee_id=agent_id)
         conversation.team, conversation.assignee_id = rule.team, agent_id
-        record_audit(
-            workspace_id,
-            None,
-            "conversation.auto_assigned",
-            conversation,
-            rule=rule.name,
-            team=rule.team_id,
-            assignee=agent_id,
+        changes.append(
+            record_change(
+                workspace_id,
+                None,
+                "conversation.auto_assigned",
+                conversation,
+                queue=False,
+                rule=rule.name,
+                team=rule.team_id,
+                assignee=agent_id,
+            )
         )
+    queue_changes(workspace_id, [change for change in changes if change])
 
 
 class Rotation:

@@ -77,6 +77,10 @@ class Conversation(WorkspaceOwned):
     resolved_by = models.ForeignKey(
         "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # When a breach of each target was noticed and announced (once per breach; a reopened
+    # conversation gets a new resolution deadline and may breach it again).
+    first_response_breached_at = models.DateTimeField(null=True, blank=True)
+    resolution_breached_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -87,19 +91,34 @@ class Conversation(WorkspaceOwned):
         indexes = [
             models.Index(fields=["workspace", "status", "-last_message_at"]),
             models.Index(fields=["workspace", "-last_message_at"]),
-            # Covers the inbox list (ids by priority, then fetched) and the breach count, so
-            # neither reads the table rows of every unresolved conversation.
+            # The inbox list reads ids in index order, never sorting: unresolved conversations
+            # (the default view) by priority or by date, with the columns its filters test
+            # (assignee, team, deadlines, and the status the condition tests) in the index, so
+            # no table row is read to filter them.
             models.Index(
                 fields=[
                     "workspace",
-                    "status",
                     "urgent_since",
-                    "last_message_at",
-                    "id",
+                    "-last_message_at",
+                    "-id",
+                    "assignee",
+                    "team",
                     "first_response_at",
                     "first_response_due",
                     "resolution_due",
+                    "status",
                 ],
+                condition=~models.Q(status="resolved"),
+                name="inbox_unresolved_priority",
+            ),
+            models.Index(
+                fields=["workspace", "-last_message_at", "-id", "status"],
+                condition=~models.Q(status="resolved"),
+                name="inbox_unresolved_recent",
+            ),
+            # One status (and the capped per-status counts) by priority.
+            models.Index(
+                fields=["workspace", "status", "urgent_since", "-last_message_at", "-id"],
                 name="inbox_queue",
             ),
             models.Index(fields=["workspace", "assignee", "status"]),
@@ -316,3 +335,57 @@ class Viewer(WorkspaceOwned):
 
     def __str__(self) -> str:
         return f"{self.user_id} viewing {self.conversation_id}"
+
+
+class WebhookEndpoint(WorkspaceOwned):
+    """An outside system (a CRM) told of contact and conversation changes by signed POSTs.
+
+    Deliveries go out in order: while the oldest pending one fails, the endpoint waits until
+    ``next_attempt_at`` and the later ones wait behind it. ``lease_until`` makes one worker
+    deliver to an endpoint at a time; a worker that dies leaves the lease to run out.
+    """
+
+    url = models.URLField(max_length=500)
+    events = models.JSONField(default=list)
+    secret = models.TextField()  # encrypted with the deployment's key; shown once, at creation
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    last_delivered_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.url
+
+    @property
+    def failing(self) -> bool:
+        return self.consecutive_failures > 0
+
+
+class WebhookDelivery(WorkspaceOwned):
+    """One event for one endpoint, written in the transaction of the change it tells of.
+
+    ``event_id`` is the same on every attempt (and for two workers recording the same creation),
+    so the receiver can drop a redelivery.
+    """
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event_id = models.UUIDField()
+    event_type = models.CharField(max_length=40)
+    payload = models.JSONField()
+    attempts = models.PositiveIntegerField(default=0)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "event_id"], name="one_delivery_per_event")
+        ]
+        indexes = [models.Index(fields=["endpoint", "delivered_at", "id"], name="webhook_queue")]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id} -> {self.endpoint_id}"

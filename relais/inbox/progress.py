@@ -28,6 +28,7 @@ PROGRESS_FIELDS = [
     "first_response_seconds",
     "first_responder",
     "resolved_at",
+    "resolution_breached_at",
 ]
 
 
@@ -67,6 +68,7 @@ def _customer_wrote(conversation: Conversation, post: Post, policy: SlaPolicy | 
     if conversation.status == Status.RESOLVED:
         conversation.resolved_at = None
         conversation.resolution_due = deadlines(policy, post.created_at)[1]
+        conversation.resolution_breached_at = None  # a new deadline, which may be breached anew
     if conversation.status in {Status.RESOLVED, Status.PENDING}:
         conversation.status = Status.OPEN  # the customer wrote again
 

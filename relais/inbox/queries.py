@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.core.paginator import Page, Paginator
 from django.db.models import Count, F, Max, Q, QuerySet
 from django.db.models.functions import Lower
 from django.http import Http404
@@ -28,6 +27,8 @@ from relais.inbox.models import (
     Status,
     Team,
     Viewer,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from relais.pipeline.models import Author
 
@@ -81,17 +82,45 @@ def conversations(
     return rows.order_by("-last_message_at", "-pk")
 
 
-def page_of(rows: QuerySet[Conversation], number: str | None, size: int) -> Page:
-    """One page of a conversation list: ids first (from the covering index), then the rows.
+@dataclass(frozen=True)
+class ListPage:
+    """One page of a list, without counting the whole list (a count reads every row)."""
 
-    Sorting thousands of unresolved conversations on their ids alone is several times
-    faster than sorting them with their customer, account and assignee joined.
+    number: int
+    object_list: list[Conversation]
+    has_next: bool
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_other_pages(self) -> bool:
+        return self.has_previous or self.has_next
+
+    @property
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+    @property
+    def previous_page_number(self) -> int:
+        return self.number - 1
+
+
+def page_of(rows: QuerySet[Conversation], number: str | None, size: int) -> ListPage:
+    """One page of a conversation list: ids first (in index order), then the rows.
+
+    Sorting on ids alone, from an index that holds the list's order, reads only the page's
+    entries; the rows are then fetched with their customer, account and assignee joined.
     """
-    page = Paginator(rows.values_list("pk", flat=True), size).get_page(number)
-    ids = list(page.object_list)
-    found = rows.order_by().in_bulk(ids)
-    page.object_list = [found[pk] for pk in ids if pk in found]  # type: ignore[misc]
-    return page
+    page = int(number) if number and number.isdigit() and int(number) > 0 else 1
+    ids = list(rows.values_list("pk", flat=True)[(page - 1) * size : page * size + 1])
+    found = rows.order_by().in_bulk(ids[:size])
+    return ListPage(
+        number=page,
+        object_list=[found[pk] for pk in ids[:size] if pk in found],
+        has_next=len(ids) > size,
+    )
 
 
 def conversation(workspace_id: int, conversation_id: int) -> Conversation:
@@ -212,8 +241,35 @@ def status_counts(workspace_id: int) -> dict[str, int]:
     return counts
 
 
+# Badges count up to this many and then show "1000+": counting exactly reads every matching
+# row on each page load, which is most of the list's time at 100,000 conversations.
+COUNT_CAP = 1000
+
+
+def capped_status_counts(workspace_id: int) -> dict[str, int]:
+    rows = Conversation.objects.in_workspace(workspace_id)
+    return {
+        status: rows.filter(status=status).values("pk")[:COUNT_CAP].count()
+        for status in Status.values
+    }
+
+
 def breached_count(workspace_id: int) -> int:
-    return Conversation.objects.in_workspace(workspace_id).filter(breached_q(clock.now())).count()
+    """Unresolved conversations past a deadline, counted up to ``COUNT_CAP``."""
+    late = Conversation.objects.in_workspace(workspace_id).filter(breached_q(clock.now()))
+    return late.values("pk")[:COUNT_CAP].count()
+
+
+def recent_breaches(workspace_id: int, since: datetime, limit: int = 5) -> list[Conversation]:
+    """Unresolved conversations whose breach was announced since ``since``, latest first."""
+    announced = Q(first_response_breached_at__gte=since) | Q(resolution_breached_at__gte=since)
+    return list(
+        Conversation.objects.in_workspace(workspace_id)
+        .exclude(status=Status.RESOLVED)
+        .filter(announced)
+        .select_related("customer")
+        .order_by("-last_message_at", "-pk")[:limit]
+    )
 
 
 # Contacts ------------------------------------------------------------------------------------
@@ -361,3 +417,24 @@ def open_loads(workspace_id: int) -> dict[int, int]:
         .annotate(count=Count("id"))
         .values_list("assignee_id", "count")
     )
+
+
+def webhook_endpoints(workspace_id: int) -> list[WebhookEndpoint]:
+    """The workspace's CRM webhooks, each with how many events wait to go out."""
+    waiting = Count("deliveries", filter=Q(deliveries__delivered_at__isnull=True))
+    return list(
+        WebhookEndpoint.objects.in_workspace(workspace_id)
+        .annotate(waiting=waiting)
+        .order_by("created_at", "pk")
+    )
+
+
+def webhook_endpoint(workspace_id: int, endpoint_id: int) -> WebhookEndpoint:
+    found = WebhookEndpoint.objects.in_workspace(workspace_id).filter(pk=endpoint_id).first()
+    if found is None:
+        raise Http404
+    return found
+
+
+def webhook_deliveries(endpoint: WebhookEndpoint, limit: int = 50) -> list[WebhookDelivery]:
+    return list(WebhookDelivery.objects.filter(endpoint=endpoint).order_by("-pk")[:limit])

@@ -22,10 +22,12 @@ from django.db.models import Count, Max, OuterRef, Subquery
 
 from relais.connectors.base import PostKind
 from relais.connectors.models import ConnectedAccount
+from relais.core import clock
 from relais.core.events import publish_event
 from relais.inbox.assignment import auto_assign
 from relais.inbox.models import Contact, Conversation, Message, SlaPolicy
 from relais.inbox.progress import PROGRESS_FIELDS, apply_message
+from relais.inbox.webhooks import queue_changes, record_change, record_created
 from relais.pipeline.models import Author, Direction, Post, Routing
 
 
@@ -150,7 +152,7 @@ def _store_messages(
         ],
         ignore_conflicts=True,
     )
-    _ensure_contacts(workspace_id, {post.author_id for post in new_keys.values()})
+    new_contacts = _ensure_contacts(workspace_id, {post.author_id for post in new_keys.values()})
     keys = {key for _post, key in joined}
     conversations = {
         (c.account_id, c.thread_key): c
@@ -173,18 +175,21 @@ def _store_messages(
         ignore_conflicts=True,
     )
     touched = {conversations[key].pk: conversations[key] for _post, key in joined}
-    _refresh_conversations(workspace_id, touched, joined, conversations)
+    _refresh_conversations(workspace_id, touched, joined, conversations, new_contacts)
 
 
-def _ensure_contacts(workspace_id: int, author_ids: set[int]) -> None:
-    """One contact per customer; safe when two workers meet the same new customer at once."""
+def _ensure_contacts(workspace_id: int, author_ids: set[int]) -> list[int]:
+    """One contact per customer; safe when two workers meet the same new customer at once.
+
+    Returns the new contacts' ids (both workers may return one they raced for: its event id is
+    derived from the contact, so receivers get it once)."""
     missing = list(
         Author.objects.in_workspace(workspace_id)
         .filter(pk__in=author_ids, contact__isnull=True)
         .values_list("pk", "name", "handle")
     )
     if not missing:
-        return
+        return []
     Contact.objects.bulk_create(
         [
             Contact(workspace_id=workspace_id, display_name=name or handle, origin_author_id=pk)
@@ -196,6 +201,11 @@ def _ensure_contacts(workspace_id: int, author_ids: set[int]) -> None:
     Author.objects.filter(pk__in=new_customers, contact__isnull=True).update(
         contact=Subquery(Contact.objects.filter(origin_author=OuterRef("pk")).values("pk")[:1])
     )
+    return list(
+        Contact.objects.filter(origin_author_id__in=new_customers)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
 
 
 def _refresh_conversations(
@@ -203,6 +213,7 @@ def _refresh_conversations(
     touched: dict[int, Conversation],
     joined: list[tuple[Post, tuple[int, str]]],
     conversations: dict[tuple[int, str], Conversation],
+    new_contacts: list[int],
 ) -> None:
     """Recount rather than increment, so a batch processed twice leaves the same numbers."""
     opened = {pk: c for pk, c in touched.items() if c.message_count == 0}
@@ -216,12 +227,29 @@ def _refresh_conversations(
         conversation.message_count = row["count"]
         conversation.last_message_at = row["last"]
     policy = SlaPolicy.objects.in_workspace(workspace_id).first()
+    status_before = {pk: c.status for pk, c in touched.items()}
     first_posts: dict[int, Post] = {}
     for post, key in joined:
         conversation = conversations[key]
         apply_message(conversation, post, policy)
         first_posts.setdefault(conversation.pk, post)
     Conversation.objects.bulk_update(list(touched.values()), PROGRESS_FIELDS)
+    record_created(workspace_id, sorted(opened), new_contacts, clock.now())
     if opened:
         auto_assign(workspace_id, [(c, first_posts[pk]) for pk, c in opened.items()])
+    reopened = [
+        record_change(
+            workspace_id,
+            None,
+            "conversation.status_changed",
+            conversation,
+            queue=False,
+            before=status_before[pk],
+            after=conversation.status,
+            reason="customer_wrote",
+        )
+        for pk, conversation in touched.items()
+        if pk not in opened and conversation.status != status_before[pk]
+    ]
+    queue_changes(workspace_id, [change for change in reopened if change])
     publish_event(workspace_id, "conversations.changed", {"ids": sorted(touched)[:200]})

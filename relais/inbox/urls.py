@@ -9,6 +9,7 @@ CONVERSATION = "conversations/<int:conversation_id>/"
 urlpatterns = [
     path("inbox/", views.inbox, name="inbox"),
     path("inbox/rows/", views.inbox_rows, name="inbox_rows"),
+    path("inbox/breaches/", views.sla_breach_notice, name="sla_breach_notice"),
     path(CONVERSATION, views.conversation, name="conversation"),
     path(CONVERSATION + "thread/", views.conversation_thread, name="conversation_thread"),
     path(CONVERSATION + "reply/", views.reply, name="reply"),
@@ -41,4 +42,8 @@ urlpatterns = [
     path("inbox/settings/canned/", views.canned_create, name="canned_create"),
     path("inbox/settings/canned/delete/", views.canned_delete, name="canned_delete"),
     path("inbox/settings/approval/", views.approval_set, name="approval_set"),
+    path("inbox/settings/webhooks/", views.webhook_create, name="webhook_create"),
+    path("inbox/settings/webhooks/update/", views.webhook_update, name="webhook_update"),
+    path("inbox/settings/webhooks/retry/", views.webhook_retry, name="webhook_retry"),
+    path("inbox/settings/webhooks/delete/", views.webhook_delete, name="webhook_delete"),
 ]

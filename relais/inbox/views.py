@@ -6,7 +6,7 @@ import csv
 import uuid
 from collections.abc import Callable
 from datetime import time, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -22,6 +22,7 @@ from relais.accounts.models import User
 from relais.accounts.roles import Capability, role_allows
 from relais.core import clock
 from relais.core.errors import RelaisError
+from relais.core.models import WorkspaceOwned
 from relais.inbox import actions, kpis, queries, suggest, variables
 from relais.inbox.models import (
     AssignmentRule,
@@ -30,9 +31,12 @@ from relais.inbox.models import (
     ReplyState,
     Status,
     Team,
+    WebhookEndpoint,
 )
+from relais.inbox.webhooks import EVENT_TYPES
 
 INBOX_PAGE_SIZE = 50
+BREACH_NOTICE_WINDOW = timedelta(minutes=15)
 CONTACTS_PAGE_SIZE = 50
 
 
@@ -74,12 +78,28 @@ def inbox(request: WorkspaceRequest) -> HttpResponse:
     context = _rows_context(request)
     context.update(
         statuses=Status.choices,
-        status_counts=queries.status_counts(request.workspace.pk),
+        status_counts=queries.capped_status_counts(request.workspace.pk),
+        count_cap=queries.COUNT_CAP,
         breached_count=queries.breached_count(request.workspace.pk),
         teams=queries.teams(request.workspace.pk),
         can_manage_inbox=role_allows(request.membership.role, Capability.MANAGE_INBOX),
     )
     return render(request, "web/inbox.html", context)
+
+
+@workspace_view()
+def sla_breach_notice(request: WorkspaceRequest) -> HttpResponse:
+    """What the inbox shows when the beat announces breaches (live event ``sla.breached``)."""
+    since = clock.now() - BREACH_NOTICE_WINDOW
+    return render(
+        request,
+        "web/partials/sla_breach_notice.html",
+        {
+            "breaches": queries.recent_breaches(request.workspace.pk, since),
+            "breached_count": queries.breached_count(request.workspace.pk),
+            "count_cap": queries.COUNT_CAP,
+        },
+    )
 
 
 @workspace_view()
@@ -304,17 +324,8 @@ def set_team(request: WorkspaceRequest, conversation_id: int) -> HttpResponse:
 
 
 def _team(request: WorkspaceRequest) -> Team | None:
-    team_id = request.POST.get("team", "")
-    if not team_id:
-        return None
-    team = (
-        Team.objects.in_workspace(request.workspace.pk).filter(pk=team_id).first()
-        if team_id.isdigit()
-        else None
-    )
-    if team is None:
-        raise Http404
-    return team
+    """The team chosen in the form; none when left empty."""
+    return _posted(request, Team, "team") if request.POST.get("team") else None
 
 
 # Contacts ------------------------------------------------------------------------------------
@@ -439,8 +450,7 @@ def contact_merge(request: WorkspaceRequest, conversation_id: int) -> HttpRespon
 # Care settings (managers) --------------------------------------------------------------------
 
 
-@workspace_view(Capability.MANAGE_INBOX)
-def care_settings(request: WorkspaceRequest) -> HttpResponse:
+def _settings_context(request: WorkspaceRequest) -> dict[str, object]:
     workspace_id = request.workspace.pk
     states = queries.agent_states(workspace_id)
     loads = queries.open_loads(workspace_id)
@@ -448,20 +458,25 @@ def care_settings(request: WorkspaceRequest) -> HttpResponse:
         {"user": member, "state": states.get(member.pk), "load": loads.get(member.pk, 0)}
         for member in queries.members(workspace_id)
     ]
-    return render(
-        request,
-        "web/care_settings.html",
-        {
-            "teams": queries.teams(workspace_id),
-            "rules": queries.rules(workspace_id),
-            "agents": agents,
-            "members": queries.members(workspace_id),
-            "policy": queries.sla_policy(workspace_id),
-            "canned": queries.canned_replies(workspace_id),
-            "approval_required": queries.approval_required(workspace_id),
-            "weekdays": sorted(WEEKDAYS_ABBR.items()),
-        },
-    )
+    can_manage_webhooks = role_allows(request.membership.role, Capability.MANAGE_ACCOUNTS)
+    return {
+        "teams": queries.teams(workspace_id),
+        "rules": queries.rules(workspace_id),
+        "agents": agents,
+        "members": queries.members(workspace_id),
+        "policy": queries.sla_policy(workspace_id),
+        "canned": queries.canned_replies(workspace_id),
+        "approval_required": queries.approval_required(workspace_id),
+        "weekdays": sorted(WEEKDAYS_ABBR.items()),
+        "can_manage_webhooks": can_manage_webhooks,
+        "webhooks": queries.webhook_endpoints(workspace_id) if can_manage_webhooks else [],
+        "webhook_events": EVENT_TYPES,
+    }
+
+
+@workspace_view(Capability.MANAGE_INBOX)
+def care_settings(request: WorkspaceRequest) -> HttpResponse:
+    return render(request, "web/care_settings.html", _settings_context(request))
 
 
 def _settings_action(request: WorkspaceRequest, act: Callable[[], object]) -> HttpResponse:
@@ -470,6 +485,22 @@ def _settings_action(request: WorkspaceRequest, act: Callable[[], object]) -> Ht
     except RelaisError as error:
         messages.error(request, str(error))
     return redirect(reverse("care_settings", args=[request.workspace.slug]))
+
+
+Owned = TypeVar("Owned", bound=WorkspaceOwned)
+
+
+def _posted(request: WorkspaceRequest, model: type[Owned], field: str) -> Owned:
+    """The row of this workspace whose id the form posted in ``field``, or 404."""
+    value = request.POST.get(field, "")
+    found = (
+        model.objects.in_workspace(request.workspace.pk).filter(pk=value).first()
+        if value.isdigit()
+        else None
+    )
+    if found is None:
+        raise Http404
+    return cast(Owned, found)
 
 
 @workspace_view(Capability.MANAGE_INBOX)
@@ -484,9 +515,7 @@ def team_create(request: WorkspaceRequest) -> HttpResponse:
 @workspace_view(Capability.MANAGE_INBOX)
 @require_POST
 def team_members(request: WorkspaceRequest) -> HttpResponse:
-    team = _team(request)
-    if team is None:
-        raise Http404
+    team = _posted(request, Team, "team")
     chosen = [_member(request, user_id) for user_id in request.POST.getlist("members")]
     return _settings_action(
         request,
@@ -497,9 +526,7 @@ def team_members(request: WorkspaceRequest) -> HttpResponse:
 @workspace_view(Capability.MANAGE_INBOX)
 @require_POST
 def team_delete(request: WorkspaceRequest) -> HttpResponse:
-    team = _team(request)
-    if team is None:
-        raise Http404
+    team = _posted(request, Team, "team")
     return _settings_action(request, lambda: actions.do_delete_team(request.user, team))
 
 
@@ -524,14 +551,7 @@ def rule_create(request: WorkspaceRequest) -> HttpResponse:
 @workspace_view(Capability.MANAGE_INBOX)
 @require_POST
 def rule_delete(request: WorkspaceRequest) -> HttpResponse:
-    rule_id = request.POST.get("rule", "")
-    rule = (
-        AssignmentRule.objects.in_workspace(request.workspace.pk).filter(pk=rule_id).first()
-        if rule_id.isdigit()
-        else None
-    )
-    if rule is None:
-        raise Http404
+    rule = _posted(request, AssignmentRule, "rule")
     return _settings_action(request, lambda: actions.do_delete_rule(request.user, rule))
 
 
@@ -596,14 +616,7 @@ def canned_create(request: WorkspaceRequest) -> HttpResponse:
 @workspace_view(Capability.MANAGE_INBOX)
 @require_POST
 def canned_delete(request: WorkspaceRequest) -> HttpResponse:
-    canned_id = request.POST.get("canned", "")
-    canned = (
-        CannedReply.objects.in_workspace(request.workspace.pk).filter(pk=canned_id).first()
-        if canned_id.isdigit()
-        else None
-    )
-    if canned is None:
-        raise Http404
+    canned = _posted(request, CannedReply, "canned")
     return _settings_action(request, lambda: actions.do_delete_canned_reply(request.user, canned))
 
 
@@ -614,6 +627,57 @@ def approval_set(request: WorkspaceRequest) -> HttpResponse:
     return _settings_action(
         request,
         lambda: actions.do_set_approval_required(request.user, request.workspace, required),
+    )
+
+
+@workspace_view(Capability.MANAGE_ACCOUNTS)
+@require_POST
+def webhook_create(request: WorkspaceRequest) -> HttpResponse:
+    """On success the page is rendered here, not redirected to: the secret is shown once."""
+    try:
+        endpoint, secret = actions.do_create_webhook_endpoint(
+            request.user,
+            request.workspace,
+            request.POST.get("url", ""),
+            request.POST.getlist("events"),
+        )
+    except RelaisError as error:
+        messages.error(request, str(error))
+        return redirect(reverse("care_settings", args=[request.workspace.slug]))
+    context = _settings_context(request)
+    context.update(new_webhook=endpoint, new_secret=secret)
+    return render(request, "web/care_settings.html", context)
+
+
+@workspace_view(Capability.MANAGE_ACCOUNTS)
+@require_POST
+def webhook_update(request: WorkspaceRequest) -> HttpResponse:
+    endpoint = _posted(request, WebhookEndpoint, "webhook")
+    events = request.POST.getlist("events")
+    active = request.POST.get("active") == "on"
+    return _settings_action(
+        request,
+        lambda: actions.do_update_webhook_endpoint(
+            request.user, endpoint, events=events, active=active
+        ),
+    )
+
+
+@workspace_view(Capability.MANAGE_ACCOUNTS)
+@require_POST
+def webhook_retry(request: WorkspaceRequest) -> HttpResponse:
+    endpoint = _posted(request, WebhookEndpoint, "webhook")
+    return _settings_action(
+        request, lambda: actions.do_retry_webhook_endpoint(request.user, endpoint)
+    )
+
+
+@workspace_view(Capability.MANAGE_ACCOUNTS)
+@require_POST
+def webhook_delete(request: WorkspaceRequest) -> HttpResponse:
+    endpoint = _posted(request, WebhookEndpoint, "webhook")
+    return _settings_action(
+        request, lambda: actions.do_delete_webhook_endpoint(request.user, endpoint)
     )
 
 

@@ -86,3 +86,9 @@ def priority_score(conversation: Conversation) -> int:
 @register.filter
 def seconds(value: float | None) -> str:
     return "—" if value is None else duration(value)
+
+
+@register.simple_tag
+def capped(count: int, cap: int) -> str:
+    """A badge's count, "1000+" when counting stopped at the cap."""
+    return f"{cap}+" if count >= cap else str(count)

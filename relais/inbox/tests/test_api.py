@@ -76,3 +76,34 @@ def test_the_openapi_document_lists_the_inbox(api):
     paths = api("get", "/openapi.json").json()["paths"]
     assert "/api/v1/conversations/{conversation_id}/assign" in paths
     assert "/api/v1/contacts/{contact_id}/merge" in paths
+
+
+def test_admins_manage_webhooks_through_the_api(client, workspace, owner, agent, settings):
+    settings.RELAIS = {**settings.RELAIS, "ALLOW_PRIVATE_DESTINATIONS": True}
+
+    def call(user, method, path, body=None):
+        _token, secret = do_create_api_token(workspace, user, "tests")
+        return getattr(client, method)(
+            "/api/v1" + path,
+            body,
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {secret}",
+        )
+
+    body = {"url": "http://127.0.0.1:9/crm", "events": ["conversation.status_changed"]}
+    assert call(agent, "post", "/webhooks", body).status_code == 403
+    assert call(agent, "get", "/webhooks").status_code == 403
+    created = call(owner, "post", "/webhooks", body)
+    assert created.status_code == 201
+    hook = created.json()
+    assert hook["secret"].startswith("whsec_")
+    listed = call(owner, "get", "/webhooks").json()
+    assert [h["url"] for h in listed] == [body["url"]]
+    assert "secret" not in listed[0]
+    refused = call(owner, "patch", f"/webhooks/{hook['id']}", {"events": ["nope"]})
+    assert refused.status_code == 400
+    paused = call(owner, "patch", f"/webhooks/{hook['id']}", {"active": False}).json()
+    assert paused["active"] is False
+    assert call(owner, "get", f"/webhooks/{hook['id']}/deliveries").json() == []
+    assert call(owner, "delete", f"/webhooks/{hook['id']}").status_code == 204
+    assert call(owner, "get", f"/webhooks/{hook['id']}/deliveries").status_code == 404

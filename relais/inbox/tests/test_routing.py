@@ -104,3 +104,20 @@ def test_absent_agents_and_agents_on_leave_get_nothing(workspace, brand_account,
     handed = actions.do_set_on_leave(owner, workspace, agent, on_leave=True)
     assert handed == 1
     assert Conversation.objects.get(thread_key="free:2").assignee is None
+
+
+def test_a_member_who_leaves_the_workspace_hands_back_their_open_conversations(
+    workspace, brand_account, owner, agent
+):
+    actions.do_create_rule(owner, workspace, "all", team=None)
+    actions.do_mark_seen(agent, workspace.pk)
+    ingest(workspace, make_item("free:1", "@free panne"), make_item("free:2", "@free", handle="l"))
+    done = Conversation.objects.get(thread_key="free:2")
+    actions.do_change_status(agent, done, "resolved")
+    assert set(Conversation.objects.values_list("assignee_id", flat=True)) == {agent.pk}
+    workspace.memberships.filter(user=agent).delete()  # what removing a member does
+    assert actions.do_release_member_conversations(workspace.pk, agent) == 1
+    assert Conversation.objects.get(thread_key="free:1").assignee is None
+    assert Conversation.objects.get(thread_key="free:2").assignee == agent  # history kept
+    handed = AuditEntry.objects.get(action="conversation.assigned", data__reason="removed")
+    assert handed.data["before"] == agent.pk

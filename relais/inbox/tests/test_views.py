@@ -1,10 +1,19 @@
 import pytest
 from django.urls import reverse
 
+from relais.accounts.actions import do_add_member
 from relais.accounts.models import AuditEntry
 from relais.conftest import make_item
-from relais.inbox import actions
-from relais.inbox.models import AssignmentRule, Contact, Conversation, SlaPolicy, Team
+from relais.core import clock
+from relais.inbox import actions, webhooks
+from relais.inbox.models import (
+    AssignmentRule,
+    Contact,
+    Conversation,
+    SlaPolicy,
+    Team,
+    WebhookEndpoint,
+)
 from relais.pipeline.actions import do_ingest_items
 
 pytestmark = pytest.mark.django_db
@@ -129,3 +138,80 @@ def test_a_contact_of_another_workspace_cannot_be_merged_in(
     url = reverse("contact_merge", args=[workspace.slug, conversations[0].pk])
     assert client.post(url, {"other": foreign.pk}).status_code == 404
     assert Contact.objects.filter(pk=foreign.pk).exists()
+
+
+def test_admins_register_a_webhook_see_its_secret_once_and_its_failures(
+    client, owner, workspace, settings
+):
+    settings.RELAIS = {**settings.RELAIS, "ALLOW_PRIVATE_DESTINATIONS": True}
+    client.force_login(owner)
+    slug = workspace.slug
+    created = client.post(
+        reverse("webhook_create", args=[slug]),
+        {"url": "http://127.0.0.1:9/crm", "events": ["contact.created", "conversation.assigned"]},
+    )
+    endpoint = WebhookEndpoint.objects.get(workspace=workspace)
+    secret = webhooks.endpoint_secret(endpoint)
+    assert created.status_code == 200
+    assert secret in created.content.decode()
+    assert endpoint.events == ["conversation.assigned", "contact.created"]
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+        consecutive_failures=2, last_error="HTTP 500 from 127.0.0.1", next_attempt_at=clock.now()
+    )
+    page = client.get(reverse("care_settings", args=[slug])).content.decode()
+    assert secret not in page
+    assert "HTTP 500 from 127.0.0.1" in page
+    assert "Failing" in page
+    client.post(reverse("webhook_retry", args=[slug]), {"webhook": endpoint.pk})
+    endpoint.refresh_from_db()
+    assert endpoint.next_attempt_at is None
+    client.post(reverse("webhook_update", args=[slug]), {"webhook": endpoint.pk, "events": []})
+    assert "at least one" in client.get(reverse("care_settings", args=[slug])).content.decode()
+    client.post(reverse("webhook_delete", args=[slug]), {"webhook": endpoint.pk})
+    assert not WebhookEndpoint.objects.exists()
+
+
+def test_a_private_webhook_address_is_refused_with_a_message(client, owner, workspace):
+    client.force_login(owner)
+    response = client.post(
+        reverse("webhook_create", args=[workspace.slug]),
+        {"url": "http://10.0.0.5/crm", "events": ["contact.created"]},
+        follow=True,
+    )
+    assert "private address" in response.content.decode()
+    assert not WebhookEndpoint.objects.exists()
+
+
+def test_managers_see_the_settings_but_not_the_webhooks(client, owner, workspace, make_user):
+    manager = make_user("morgan")
+    do_add_member(workspace, manager, "manager", actor=owner)
+    client.force_login(manager)
+    page = client.get(reverse("care_settings", args=[workspace.slug])).content.decode()
+    assert "CRM webhooks" not in page
+    response = client.post(
+        reverse("webhook_create", args=[workspace.slug]),
+        {"url": "https://crm.example/hook", "events": ["contact.created"]},
+    )
+    assert response.status_code == 404
+
+
+def test_the_list_pages_without_counting_and_caps_its_badges(
+    client, agent, workspace, brand_account, monkeypatch
+):
+    do_ingest_items(
+        workspace.pk,
+        "sandbox",
+        [make_item(f"free:{n}", f"@free panne {n}", handle=f"c{n}") for n in range(5)],
+    )
+    monkeypatch.setattr("relais.inbox.views.INBOX_PAGE_SIZE", 2)
+    monkeypatch.setattr("relais.inbox.queries.COUNT_CAP", 3)
+    client.force_login(agent)
+    url = reverse("inbox", args=[workspace.slug])
+    first = client.get(url).content.decode()
+    assert '<span class="count">3+</span>' in first  # 5 new conversations, counted up to 3
+    assert "Page 1" in first
+    assert "page=2" in first
+    last = client.get(url + "?page=3").content.decode()
+    assert last.count("data-conversation=") == 1
+    assert "page=2" in last  # back to the previous page
+    assert "page=4" not in last
