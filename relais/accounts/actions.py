@@ -100,7 +100,27 @@ def do_add_member(workspace: Workspace, user: User, role: str, *, actor: User | 
             user=user, workspace=workspace, defaults={"role": checked_role}
         )
         record_audit(workspace, actor, "member.added", user, role=checked_role.value)
+        if not role_allows(checked_role, Capability.REPLY):
+            _release_conversations(workspace, user)
     return membership
+
+
+def do_remove_member(workspace: Workspace, user: User, *, actor: User | None) -> None:
+    """Take a member out of the workspace; their open conversations go back to the rotation."""
+    if actor is not None:
+        check_capability(actor, workspace, Capability.MANAGE_MEMBERS)
+    with transaction.atomic():
+        removed, _by_model = Membership.objects.filter(workspace=workspace, user=user).delete()
+        if removed:
+            record_audit(workspace, actor, "member.removed", user)
+            _release_conversations(workspace, user)
+
+
+def _release_conversations(workspace: Workspace, user: User) -> None:
+    # After the membership changed, in the same transaction: the rotation cannot pick them again.
+    from relais.inbox.actions import do_release_member_conversations  # inbox imports accounts
+
+    do_release_member_conversations(workspace.pk, user)
 
 
 def do_set_language(user: User, language: str) -> None:

@@ -96,7 +96,7 @@ def api_base(account_settings: Mapping[str, Any] | None = None) -> str:
 
 
 def price_table() -> dict[str, int]:
-    configured: Mapping[str, int] = settings.RELAIS.get("X_PRICES") or {}  # type: ignore[assignment]
+    configured: Mapping[str, int] = settings.RELAIS.get("X_PRICES") or {}
     return {**DEFAULT_PRICES, **configured}
 
 

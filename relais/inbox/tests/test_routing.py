@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 
-from relais.accounts.actions import do_add_member
+from relais.accounts.actions import do_add_member, do_remove_member
 from relais.accounts.models import AuditEntry
 from relais.conftest import T0, make_item
 from relais.connectors.base import PostKind
@@ -115,9 +115,20 @@ def test_a_member_who_leaves_the_workspace_hands_back_their_open_conversations(
     done = Conversation.objects.get(thread_key="free:2")
     actions.do_change_status(agent, done, "resolved")
     assert set(Conversation.objects.values_list("assignee_id", flat=True)) == {agent.pk}
-    workspace.memberships.filter(user=agent).delete()  # what removing a member does
-    assert actions.do_release_member_conversations(workspace.pk, agent) == 1
+    do_remove_member(workspace, agent, actor=owner)
     assert Conversation.objects.get(thread_key="free:1").assignee is None
     assert Conversation.objects.get(thread_key="free:2").assignee == agent  # history kept
     handed = AuditEntry.objects.get(action="conversation.assigned", data__reason="removed")
     assert handed.data["before"] == agent.pk
+    assert AuditEntry.objects.filter(action="member.removed", target_id=str(agent.pk)).exists()
+
+
+def test_a_member_who_may_no_longer_reply_hands_back_their_open_conversations(
+    workspace, brand_account, owner, agent
+):
+    actions.do_create_rule(owner, workspace, "all", team=None)
+    actions.do_mark_seen(agent, workspace.pk)
+    ingest(workspace, make_item("free:1", "@free panne"))
+    assert Conversation.objects.get().assignee == agent
+    do_add_member(workspace, agent, "analyst", actor=owner)
+    assert Conversation.objects.get().assignee is None
