@@ -30,3 +30,8 @@ def schedule_periodic_work(sender: Celery, **_kwargs: object) -> None:
     sender.add_periodic_task(
         settings.RELAIS["POLL_SECONDS"], sender.signature("relais.connectors.poll_accounts")
     )
+    sender.add_periodic_task(
+        60.0, sender.signature("relais.connectors.process_stranded_webhook_events")
+    )
+    sender.add_periodic_task(15.0, sender.signature("relais.inbox.deliver_due_webhooks"))
+    sender.add_periodic_task(60.0, sender.signature("relais.inbox.announce_sla_breaches"))

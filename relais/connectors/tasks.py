@@ -54,3 +54,11 @@ def poll_account(account_id: int) -> int:
     if report.has_more:
         poll_account.delay(account_id)
     return report.accepted
+
+
+@shared_task(name="relais.connectors.process_stranded_webhook_events")
+def process_stranded_webhook_events() -> int:
+    """Events a network pushed that were stored but never read (a crash in between)."""
+    from relais.connectors.webhooks import do_process_pending_webhook_events
+
+    return do_process_pending_webhook_events()

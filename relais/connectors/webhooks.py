@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import json
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -40,10 +41,12 @@ from relais.connectors.models import (
     WebhookEventStatus,
 )
 from relais.connectors.networks.facebook import GraphConnector, app_secret
+from relais.core import clock
 from relais.pipeline.actions import do_accept_items
 
 logger = logging.getLogger(__name__)
 
+STRANDED_AFTER = timedelta(minutes=1)  # an event still 'received' this long after was dropped
 MAX_BODY_BYTES = 1_000_000  # Meta batches up to 1,000 updates; far below this
 OBJECTS = {"page": ("facebook", "page_id"), "instagram": ("instagram", "ig_user_id")}
 
@@ -122,9 +125,15 @@ def do_process_webhook_event(event: WebhookEvent) -> WebhookEvent:
     return event
 
 
-def do_process_pending_webhook_events(limit: int = 500) -> int:
-    """Read events stored but never read (a crash after storing); returns how many were."""
-    pending = WebhookEvent.objects.filter(status=WebhookEventStatus.RECEIVED).order_by("pk")
+def do_process_pending_webhook_events(limit: int = 500, *, now: datetime | None = None) -> int:
+    """Read events stored but never read (a crash after storing); returns how many were.
+
+    Only events older than STRANDED_AFTER: a younger one is still being read by its request.
+    """
+    cutoff = (now or clock.now()) - STRANDED_AFTER
+    pending = WebhookEvent.objects.filter(
+        status=WebhookEventStatus.RECEIVED, received_at__lt=cutoff
+    ).order_by("pk")
     done = 0
     for event in pending[:limit]:
         with contextlib.suppress(RejectedEventError):  # kept as rejected, with its reason
