@@ -19,11 +19,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from relais.tests.http_server import LocalHttpServer, read_body, respond
+
 Answer = tuple[int, dict[str, str], Any]
+JSON = "application/json; charset=utf-8"
 
 
 class Request:
@@ -33,8 +36,7 @@ class Request:
         self.path = parts.path
         self.query = parse_qsl(parts.query, keep_blank_values=True)
         self.headers = {key.lower(): value for key, value in handler.headers.items()}
-        length = int(handler.headers.get("Content-Length") or 0)
-        self.body = handler.rfile.read(length) if length else b""
+        self.body = read_body(handler)
 
     def params(self) -> dict[str, list[str]]:
         grouped: dict[str, list[str]] = {}
@@ -103,7 +105,7 @@ def in_range(request: Request, key: str, low: int, high: int) -> list[str]:
     return []
 
 
-class ContractServer:
+class ContractServer(LocalHttpServer):
     """Documented answers and request validation over real HTTP on 127.0.0.1."""
 
     def __init__(
@@ -121,32 +123,11 @@ class ContractServer:
         self.scripted: deque[tuple[str, int, dict[str, str], Any]] = deque()
         self.delays: dict[str, float] = {}
         self._lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.handle(self)
-
-            def do_POST(self) -> None:
-                server.handle(self)
-
-            def do_DELETE(self) -> None:
-                server.handle(self)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        super().__init__()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        return self.base_url
 
     def script(
         self, path: str, status: int, body: Any, headers: dict[str, str] | None = None
@@ -170,16 +151,7 @@ class ContractServer:
         if delay:
             time.sleep(delay)
         payload = json.dumps(body).encode()
-        try:
-            handler.send_response(status)
-            handler.send_header("Content-Type", "application/json; charset=utf-8")
-            handler.send_header("Content-Length", str(len(payload)))
-            for key, value in headers.items():
-                handler.send_header(key, value)
-            handler.end_headers()
-            handler.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up waiting (the timeout tests)
+        respond(handler, status, payload, {"Content-Type": JSON, **headers})
 
     def _answer(self, request: Request) -> Answer:
         endpoint = next(

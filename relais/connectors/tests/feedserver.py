@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+
+from relais.tests.http_server import LocalHttpServer, respond
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rss"
 LAST_MODIFIED = "Tue, 20 Aug 2024 10:15:00 GMT"
@@ -19,27 +19,17 @@ CONTENT_TYPES = {
 }
 
 
-class FeedServer:
+class FeedServer(LocalHttpServer):
     """Serves ``path -> fixture file``; failures queued per path are answered first."""
 
     def __init__(self) -> None:
         self.files: dict[str, str] = {}
         self.failures: dict[str, deque[tuple[int, dict[str, str]]]] = {}
         self.requests: list[tuple[str, int, dict[str, str]]] = []  # path, status, headers
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.handle(self)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        super().__init__()
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+        return f"{self.base_url}{path}"
 
     def fail(self, path: str, status: int, headers: dict[str, str] | None = None) -> None:
         self.failures.setdefault(path, deque()).append((status, headers or {}))
@@ -51,12 +41,7 @@ class FeedServer:
         headers = {key.lower(): value for key, value in handler.headers.items()}
         status, extra, body = self._answer(handler.path, headers)
         self.requests.append((handler.path, status, headers))
-        handler.send_response(status)
-        for key, value in extra.items():
-            handler.send_header(key, value)
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
+        respond(handler, status, body, extra)
 
     def _answer(self, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         if self.failures.get(path):

@@ -18,7 +18,7 @@ from relais.web.tests.test_browser import page, pytestmark, relais_server  # noq
 def graph() -> Iterator[GraphApi]:
     contract = GraphApi()
     yield contract
-    contract.server.stop()
+    contract.server.close()
     assert contract.server.violations == []
 
 

@@ -15,13 +15,14 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from relais.connectors.tests.test_mastodon import ContractServer, fixture
+from relais.connectors.tests.test_mastodon import MastodonServer, fixture
+from relais.tests.http_server import respond
 from relais.web.tests.test_browser import page, pytestmark, relais_server  # noqa: F401
 
 pytestmark = [*pytestmark, pytest.mark.timeout(600)]
 
 
-class ApprovingServer(ContractServer):
+class ApprovingServer(MastodonServer):
     """Serves the approval page: Authorize or Deny send the browser back to Relais."""
 
     def handle(self, handler: BaseHTTPRequestHandler) -> None:
@@ -43,11 +44,7 @@ class ApprovingServer(ContractServer):
             f'<a id="authorize" href="{html.escape(approve)}">Authorize</a>'
             f'<a id="deny" href="{html.escape(deny)}">Deny</a>'
         ).encode()
-        handler.send_response(200)
-        handler.send_header("Content-Type", "text/html; charset=utf-8")
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
+        respond(handler, 200, body, {"Content-Type": "text/html; charset=utf-8"})
 
 
 @pytest.fixture
@@ -55,7 +52,7 @@ def server() -> Iterator[ApprovingServer]:
     known = {s["id"]: s for s in fixture("statuses.json").values()}
     contract = ApprovingServer(list(fixture("notifications.json")["notifications"]), known)
     yield contract
-    contract.stop()
+    contract.close()
     assert contract.violations == []
 
 

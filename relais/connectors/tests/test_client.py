@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
@@ -20,58 +19,35 @@ from relais.connectors.base import (
 )
 from relais.connectors.client import HttpClient, parse_retry_after
 from relais.connectors.netguard import UnsafeDestinationError, check_destination
+from relais.tests.http_server import LocalHttpServer, respond
 
 Scripted = tuple[int, dict[str, str], bytes]
 
 
-class ScriptedServer(ThreadingHTTPServer):
+class ScriptedServer(LocalHttpServer):
     """Answers each path with the next response of its script; the last one repeats."""
 
-    daemon_threads = True
-
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), ScriptedHandler)
         self.scripts: dict[str, list[Scripted]] = {}
         self.hits: dict[str, int] = {}
         self.release_slow = threading.Event()
+        super().__init__()
 
-    @property
-    def base_url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-
-class ScriptedHandler(BaseHTTPRequestHandler):
-    server: ScriptedServer
-
-    def do_GET(self) -> None:
-        self.server.hits[self.path] = self.server.hits.get(self.path, 0) + 1
-        if self.path == "/slow":
-            self.server.release_slow.wait(5)
-        script = self.server.scripts.get(self.path) or [(200, {}, b"ok")]
+    def handle(self, handler: BaseHTTPRequestHandler) -> None:
+        self.hits[handler.path] = self.hits.get(handler.path, 0) + 1
+        if handler.path == "/slow":
+            self.release_slow.wait(5)
+        script = self.scripts.get(handler.path) or [(200, {}, b"ok")]
         status, headers, body = script.pop(0) if len(script) > 1 else script[0]
-        # The timeout test's client has stopped waiting by the time the slow answer goes out.
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Keep test output quiet."""
+        respond(handler, status, body, headers)
 
 
 @pytest.fixture
 def server() -> Iterator[ScriptedServer]:
     server = ScriptedServer()
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
     yield server
     server.release_slow.set()
-    server.shutdown()
-    server.server_close()
+    server.close()
 
 
 @pytest.fixture
@@ -178,7 +154,7 @@ def test_a_server_that_does_not_answer_in_time_is_a_transient_error(
 def test_a_closed_port_is_a_transient_error(sleeps: list[float]) -> None:
     probe = ScriptedServer()
     closed_url = probe.base_url
-    probe.server_close()
+    probe.close()
     client = HttpClient(base_url=closed_url, sleep=sleeps.append, max_attempts=2)
 
     with pytest.raises(TransientNetworkError, match="failed"):
@@ -234,7 +210,7 @@ def test_a_public_only_client_never_connects_to_a_private_address(
     client = HttpClient(public_only=True, max_attempts=1)
     with pytest.raises(UnsafeDestinationError):
         client.request("POST", f"{server.base_url}/hook", content=b"{}")
-    port = server.server_address[1]
+    port = server.httpd.server_address[1]
     with pytest.raises(UnsafeDestinationError):
         client.request("POST", f"http://localhost:{port}/hook", content=b"{}")
     client.close()

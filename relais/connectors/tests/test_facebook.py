@@ -314,7 +314,7 @@ class GraphApi:
 def graph() -> Iterator[GraphApi]:
     contract = GraphApi()
     yield contract
-    contract.server.stop()
+    contract.server.close()
     assert contract.server.violations == []
 
 
@@ -551,7 +551,7 @@ def test_the_app_secret_proof_is_sent_when_configured(
         proofs = {r.param("appsecret_proof") for r in graph.server.requests}
         assert proofs == {appsecret_proof(TOKEN, APP_SECRET)}
     finally:
-        graph.server.stop()
+        graph.server.close()
 
 
 # -- acting -------------------------------------------------------------------------------------

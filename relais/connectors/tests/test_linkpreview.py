@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from pytest_django.fixtures import Settings
 
 from relais.connectors import linkpreview
 from relais.connectors.linkpreview import LinkPreviewError, fetch_preview
+from relais.tests.http_server import LocalHttpServer, respond
 
 PAGE = b"""<!doctype html><html><head>
 <title>Refurbished laptops</title>
@@ -30,57 +30,45 @@ HOSTILE = (
 )
 
 
-class PageHandler(BaseHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:  # quiet test output
-        pass
+PAGES = {
+    "/page": ("text/html; charset=utf-8", PAGE),
+    "/hostile": ("text/html", HOSTILE),
+    "/huge": ("text/html", b"<html><head>" + b" " * 2_000_000 + PAGE),
+    "/latin1": (
+        "text/html",
+        '<meta charset="iso-8859-1"><title>Été à prix doux</title>'.encode("latin-1"),
+    ),
+    "/video": ("video/mp4", b"\x00" * 100_000),
+    "/bare": ("text/html", b"<html><body>nothing to say</body></html>"),
+}
 
-    def do_GET(self) -> None:
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self.answer()
 
-    def answer(self) -> None:
-        if self.path == "/moved":
-            self.send_response(302)
-            self.send_header("Location", "/page")
-            self.end_headers()
-            return
-        if self.path == "/drip":
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.end_headers()
-            self.wfile.write(b"<html><head><title>Slow</title>")
-            for _second in range(60):  # far longer than the time budget
-                self.wfile.write(b" " * 10)
-                self.wfile.flush()
-                time.sleep(0.1)
-            return
-        kind, body = {
-            "/page": ("text/html; charset=utf-8", PAGE),
-            "/hostile": ("text/html", HOSTILE),
-            "/huge": ("text/html", b"<html><head>" + b" " * 2_000_000 + PAGE),
-            "/latin1": (
-                "text/html",
-                '<meta charset="iso-8859-1"><title>Été à prix doux</title>'.encode("latin-1"),
-            ),
-            "/video": ("video/mp4", b"\x00" * 100_000),
-            "/bare": ("text/html", b"<html><body>nothing to say</body></html>"),
-        }[self.path]
-        self.send_response(200)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+class Site(LocalHttpServer):
+    """A brand's web site: pages, a redirect, and one that drips its bytes for a minute."""
+
+    def handle(self, handler: BaseHTTPRequestHandler) -> None:
+        if handler.path == "/moved":
+            respond(handler, 302, headers={"Location": "/page"})
+        elif handler.path == "/drip":
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                handler.send_response(200)
+                handler.send_header("Content-Type", "text/html")
+                handler.end_headers()
+                handler.wfile.write(b"<html><head><title>Slow</title>")
+                for _second in range(60):  # far longer than the time budget
+                    handler.wfile.write(b" " * 10)
+                    handler.wfile.flush()
+                    time.sleep(0.1)
+        else:
+            kind, body = PAGES[handler.path]
+            respond(handler, 200, body, {"Content-Type": kind})
 
 
 @pytest.fixture
 def site() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), PageHandler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    server = Site()
+    yield server.base_url
+    server.close()
 
 
 @pytest.fixture

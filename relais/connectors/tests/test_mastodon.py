@@ -14,12 +14,8 @@ import html
 import json
 import logging
 import re
-import threading
-import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +46,7 @@ from relais.connectors.networks.mastodon import (
     register_app,
     seconds_until_reset,
 )
-from relais.connectors.tests.contract_server import Request
+from relais.connectors.tests.contract_server import ContractServer, Endpoint, Request, no_body
 from relais.inbox.actions import do_send_reply
 from relais.inbox.models import Conversation
 from relais.pipeline.actions import do_ingest_items
@@ -160,29 +156,30 @@ def check_media_form(request: Request) -> list[str]:
     return problems + [f"unknown part {name}" for name in parts if name not in allowed]
 
 
-def no_body(request: Request) -> list[str]:
-    return ["unexpected body"] if request.body else []
+def endpoints(token: Callable[[], str]) -> list[Endpoint]:
+    """The documented methods used; those that act for the user need its token."""
 
+    def user(request: Request) -> bool:
+        return request.headers.get("authorization") == f"Bearer {token()}"
 
-# (method, path pattern, needs the user token, checker)
-ENDPOINTS: list[tuple[str, str, bool, Callable[[Request], list[str]]]] = [
-    ("POST", r"/api/v1/apps", False, check_app_body),
-    ("POST", r"/oauth/token", False, check_token_form),
-    ("GET", r"/api/v1/accounts/verify_credentials", True, no_body),
-    ("GET", r"/api/v1/notifications", True, check_notifications_query),
-    ("GET", r"/api/v1/timelines/tag/[^/]+", False, check_tag_query),
-    ("POST", r"/api/v1/statuses", True, check_status_body),
-    ("GET", rf"/api/v1/statuses/{STATUS_ID}", True, no_body),
-    ("DELETE", rf"/api/v1/statuses/{STATUS_ID}", True, no_body),
-    ("POST", r"/api/v2/media", True, check_media_form),
-]
+    return [
+        Endpoint("POST", r"/api/v1/apps", check_app_body),
+        Endpoint("POST", r"/oauth/token", check_token_form),
+        Endpoint("GET", r"/api/v1/accounts/verify_credentials", no_body, user),
+        Endpoint("GET", r"/api/v1/notifications", check_notifications_query, user),
+        Endpoint("GET", r"/api/v1/timelines/tag/[^/]+", check_tag_query),
+        Endpoint("POST", r"/api/v1/statuses", check_status_body, user),
+        Endpoint("GET", rf"/api/v1/statuses/{STATUS_ID}", no_body, user),
+        Endpoint("DELETE", rf"/api/v1/statuses/{STATUS_ID}", no_body, user),
+        Endpoint("POST", r"/api/v2/media", check_media_form, user),
+    ]
 
 
 # -- the server ---------------------------------------------------------------------------------
 
 
-class ContractServer:
-    """Documented answers and request validation over real HTTP on 127.0.0.1."""
+class MastodonServer(ContractServer):
+    """A Mastodon server's documented answers, with its pagination and idempotency."""
 
     def __init__(self, notifications: list[dict[str, Any]], statuses: dict[str, Any]) -> None:
         self.notifications = notifications  # oldest first, as they happened
@@ -191,90 +188,14 @@ class ContractServer:
         self.token = TOKEN
         self.honours_types = True  # some compatible servers ignore types[]
         self.sends_link = True
-        self.requests: list[Request] = []
-        self.violations: list[str] = []
         self.created: dict[str, dict[str, Any]] = {}  # Idempotency-Key -> status
         self.served_notifications: list[str] = []
-        self.scripted: deque[tuple[str, int, dict[str, str], Any]] = deque()
-        self.delay_first_create = 0.0
         self._ids = iter(range(103190000000000000, 103199999999999999))
-        self._lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.handle(self)
-
-            def do_POST(self) -> None:
-                server.handle(self)
-
-            def do_DELETE(self) -> None:
-                server.handle(self)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def script(
-        self, path: str, status: int, body: Any, headers: dict[str, str] | None = None
-    ) -> None:
-        """Answer the next request to ``path`` with this, before any normal handling."""
-        self.scripted.append((path, status, headers or {}, body))
-
-    def served(self, path: str) -> list[Request]:
-        return [r for r in self.requests if r.path == path]
-
-    def handle(self, handler: BaseHTTPRequestHandler) -> None:
-        request = Request(handler)
-        with self._lock:
-            self.requests.append(request)
-            status, headers, body = self._answer(request)
-        creates = request.path == "/api/v1/statuses" and request.method == "POST"
-        if creates and self.delay_first_create:
-            delay, self.delay_first_create = self.delay_first_create, 0.0
-            time.sleep(delay)
-        payload = json.dumps(body).encode()
-        try:
-            handler.send_response(status)
-            handler.send_header("Content-Type", "application/json; charset=utf-8")
-            handler.send_header("Content-Length", str(len(payload)))
-            for key, value in headers.items():
-                handler.send_header(key, value)
-            handler.end_headers()
-            handler.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up waiting (the timeout test)
-
-    def _answer(self, request: Request) -> tuple[int, dict[str, str], Any]:
-        endpoint = next(
-            (e for e in ENDPOINTS if e[0] == request.method and re.fullmatch(e[1], request.path)),
-            None,
+        super().__init__(
+            endpoints(lambda: self.token),
+            self._route,
+            unauthorized=(401, {}, {"error": "The access token is invalid"}),
         )
-        if endpoint is None:
-            self.violations.append(f"{request.method} {request.path} is not a documented method")
-            return 404, {}, {"error": "Record not found"}
-        _method, _pattern, needs_token, check = endpoint
-        problems = check(request)
-        if problems:
-            self.violations += [f"{request.method} {request.path}: {p}" for p in problems]
-            return 400, {}, {"error": "; ".join(problems)}
-        if self.scripted and self.scripted[0][0] == request.path:
-            _path, status, headers, body = self.scripted.popleft()
-            return status, headers, body
-        if needs_token and request.headers.get("authorization") != f"Bearer {self.token}":
-            return 401, {}, {"error": "The access token is invalid"}
-        return self._route(request)
 
     def _route(self, request: Request) -> tuple[int, dict[str, str], Any]:
         responses = fixture("responses.json")
@@ -368,16 +289,16 @@ class ContractServer:
 
 
 @pytest.fixture
-def server() -> Iterator[ContractServer]:
+def server() -> Iterator[MastodonServer]:
     statuses = fixture("statuses.json")
     known = {s["id"]: s for s in statuses.values()}
-    contract = ContractServer(list(fixture("notifications.json")["notifications"]), known)
+    contract = MastodonServer(list(fixture("notifications.json")["notifications"]), known)
     yield contract
-    contract.stop()
+    contract.close()
     assert contract.violations == []
 
 
-def context(server: ContractServer, **settings: Any) -> AccountContext:
+def context(server: MastodonServer, **settings: Any) -> AccountContext:
     return AccountContext(
         workspace_id=1,
         handle=BRAND,
@@ -386,14 +307,14 @@ def context(server: ContractServer, **settings: Any) -> AccountContext:
     )
 
 
-def connector(server: ContractServer, sleeps: list[float] | None = None) -> MastodonConnector:
+def connector(server: MastodonServer, sleeps: list[float] | None = None) -> MastodonConnector:
     sleeps = sleeps if sleeps is not None else []
     http = MastodonHttpClient(base_url=server.url, sleep=sleeps.append)
     return MastodonConnector(context(server), http=http)
 
 
 @pytest.fixture
-def mastodon_account(workspace: Workspace, server: ContractServer) -> ConnectedAccount:
+def mastodon_account(workspace: Workspace, server: MastodonServer) -> ConnectedAccount:
     # No connection action exists for Mastodon yet (its web flow is not built): the account is
     # stored as that flow would store it, credentials encrypted.
     return ConnectedAccount.objects.create(
@@ -409,7 +330,7 @@ def mastodon_account(workspace: Workspace, server: ContractServer) -> ConnectedA
 # -- connecting ---------------------------------------------------------------------------------
 
 
-def test_the_app_is_registered_per_instance_and_the_code_exchanged(server: ContractServer) -> None:
+def test_the_app_is_registered_per_instance_and_the_code_exchanged(server: MastodonServer) -> None:
     app = register_app(
         server.url,
         client_name="Relais",
@@ -439,7 +360,7 @@ def test_the_app_is_registered_per_instance_and_the_code_exchanged(server: Contr
 
 
 def test_an_admin_connects_an_account_through_the_servers_approval(
-    server: ContractServer, client: Any, workspace: Workspace, owner: User
+    server: MastodonServer, client: Any, workspace: Workspace, owner: User
 ) -> None:
     client.force_login(owner)
     start = client.post(
@@ -468,7 +389,7 @@ def test_an_admin_connects_an_account_through_the_servers_approval(
 
 
 def test_a_callback_without_its_pending_connection_is_refused(
-    server: ContractServer, client: Any, workspace: Workspace, owner: User
+    server: MastodonServer, client: Any, workspace: Workspace, owner: User
 ) -> None:
     client.force_login(owner)
     client.post(reverse("connect_mastodon", args=[workspace.slug]), {"instance": server.url})
@@ -483,7 +404,7 @@ def test_a_callback_without_its_pending_connection_is_refused(
 
 
 def test_only_account_managers_start_a_connection(
-    server: ContractServer, client: Any, workspace: Workspace, agent: User
+    server: MastodonServer, client: Any, workspace: Workspace, agent: User
 ) -> None:
     client.force_login(agent)
 
@@ -517,7 +438,7 @@ def test_a_wrong_instance_address_is_refused(address: str) -> None:
 
 
 def test_notifications_become_inbox_conversations(
-    server: ContractServer,
+    server: MastodonServer,
     mastodon_account: ConnectedAccount,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -562,7 +483,7 @@ def test_notifications_become_inbox_conversations(
     assert (boost.kind, boost.author.handle) == (PostKind.REPOST, "haskal@cybre.space")
 
 
-def test_the_cursor_resumes_without_loss_or_duplicates(server: ContractServer) -> None:
+def test_the_cursor_resumes_without_loss_or_duplicates(server: MastodonServer) -> None:
     everything = server.notifications
     server.notifications = everything[:3]
     first = connector(server).fetch(None)
@@ -597,7 +518,7 @@ def test_the_cursor_resumes_without_loss_or_duplicates(server: ContractServer) -
 
 
 def test_followed_hashtags_are_read_forward_for_listening(
-    server: ContractServer, mastodon_account: ConnectedAccount
+    server: MastodonServer, mastodon_account: ConnectedAccount
 ) -> None:
     timeline = server.tags["acme"]
     server.tags["acme"] = timeline[:1]
@@ -626,7 +547,7 @@ def test_followed_hashtags_are_read_forward_for_listening(
 
 
 def test_a_server_that_ignores_types_and_sends_no_link_still_resumes(
-    server: ContractServer,
+    server: MastodonServer,
 ) -> None:
     server.honours_types = False
     server.sends_link = False
@@ -643,7 +564,7 @@ def test_a_server_that_ignores_types_and_sends_no_link_still_resumes(
 
 
 def test_a_page_that_is_not_notifications_fails_the_poll_with_its_payload_logged(
-    server: ContractServer, caplog: pytest.LogCaptureFixture
+    server: MastodonServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     server.script("/api/v1/notifications", 200, {"error": "maintenance until 10:00"})
 
@@ -656,7 +577,7 @@ def test_a_page_that_is_not_notifications_fails_the_poll_with_its_payload_logged
 
 
 def test_a_revoked_token_marks_the_account_reconnect_needed(
-    server: ContractServer, mastodon_account: ConnectedAccount
+    server: MastodonServer, mastodon_account: ConnectedAccount
 ) -> None:
     server.token = "revoked-by-the-user"
 
@@ -671,7 +592,7 @@ def test_a_revoked_token_marks_the_account_reconnect_needed(
     assert len(server.served("/api/v1/notifications")) == 1  # not retried
 
 
-def test_429_waits_until_the_rate_limit_resets(server: ContractServer) -> None:
+def test_429_waits_until_the_rate_limit_resets(server: MastodonServer) -> None:
     reset = (datetime.now(UTC) + timedelta(seconds=5)).isoformat().replace("+00:00", "Z")
     server.script(
         "/api/v1/notifications",
@@ -689,7 +610,7 @@ def test_429_waits_until_the_rate_limit_resets(server: ContractServer) -> None:
     assert len(server.served("/api/v1/notifications")) == 2
 
 
-def test_429_that_lasts_gives_up_with_the_wait_to_honour(server: ContractServer) -> None:
+def test_429_that_lasts_gives_up_with_the_wait_to_honour(server: MastodonServer) -> None:
     reset = (datetime.now(UTC) + timedelta(minutes=4)).isoformat()
     server.script(
         "/api/v1/notifications", 429, {"error": "Too many requests"}, {"X-RateLimit-Reset": reset}
@@ -714,14 +635,14 @@ def test_rate_limit_reset_is_read_as_a_time() -> None:
 
 
 def _ingested_conversation(
-    server: ContractServer, account: ConnectedAccount, thread_key: str
+    server: MastodonServer, account: ConnectedAccount, thread_key: str
 ) -> Conversation:
     do_ingest_items(account.workspace_id, "mastodon", connector(server).fetch(None).items)
     return Conversation.objects.in_workspace(account.workspace_id).get(thread_key=thread_key)
 
 
 def test_a_reply_goes_out_in_reply_to_the_customer_with_its_visibility(
-    server: ContractServer, mastodon_account: ConnectedAccount, owner: User
+    server: MastodonServer, mastodon_account: ConnectedAccount, owner: User
 ) -> None:
     conversation = _ingested_conversation(server, mastodon_account, "103186046267791694")
 
@@ -741,7 +662,7 @@ def test_a_reply_goes_out_in_reply_to_the_customer_with_its_visibility(
 
 
 def test_a_private_reply_is_a_direct_status_mentioning_the_customer(
-    server: ContractServer, mastodon_account: ConnectedAccount, owner: User
+    server: MastodonServer, mastodon_account: ConnectedAccount, owner: User
 ) -> None:
     conversation = _ingested_conversation(server, mastodon_account, "dm:haskal@cybre.space")
 
@@ -751,7 +672,7 @@ def test_a_private_reply_is_a_direct_status_mentioning_the_customer(
     assert body == {"status": "@haskal@cybre.space Yes, please do.", "visibility": "direct"}
 
 
-def test_a_reply_to_a_direct_status_stays_direct(server: ContractServer) -> None:
+def test_a_reply_to_a_direct_status_stays_direct(server: MastodonServer) -> None:
     sent = connector(server).reply(
         OutboundPost(
             text="@haskal@cybre.space thanks, we are on it",
@@ -768,7 +689,7 @@ def test_a_reply_to_a_direct_status_stays_direct(server: ContractServer) -> None
 
 
 def test_a_reply_to_a_scope_mastodon_lacks_is_never_widened_to_public(
-    server: ContractServer,
+    server: MastodonServer,
 ) -> None:
     local_only = {**fixture("statuses.json")["public_reply_parent"], "visibility": "local"}
     server.statuses[local_only["id"]] = local_only  # Akkoma's local-only scope
@@ -781,8 +702,8 @@ def test_a_reply_to_a_scope_mastodon_lacks_is_never_widened_to_public(
     assert server.served("/api/v1/statuses")[-1].json()["visibility"] == "unlisted"
 
 
-def test_a_publish_retried_after_a_timeout_posts_once(server: ContractServer) -> None:
-    server.delay_first_create = 3.0  # the status is created, the answer comes too late
+def test_a_publish_retried_after_a_timeout_posts_once(server: MastodonServer) -> None:
+    server.delay_next("/api/v1/statuses", 3.0)  # the status is created, the answer comes too late
     http = MastodonHttpClient(
         base_url=server.url, timeout=httpx.Timeout(1.0), sleep=lambda seconds: None
     )
@@ -797,14 +718,14 @@ def test_a_publish_retried_after_a_timeout_posts_once(server: ContractServer) ->
     assert sent.url.endswith(sent.remote_id)
 
 
-def test_a_refused_status_is_a_clear_error_and_not_retried(server: ContractServer) -> None:
+def test_a_refused_status_is_a_clear_error_and_not_retried(server: MastodonServer) -> None:
     with pytest.raises(ConnectorError, match="Text character limit of 500 exceeded"):
         connector(server).publish(OutboundPost(text="x" * 501), idempotency_key="long-1")
 
     assert len(server.served("/api/v1/statuses")) == 1
 
 
-def test_media_is_uploaded_then_published(server: ContractServer) -> None:
+def test_media_is_uploaded_then_published(server: MastodonServer) -> None:
     brand = connector(server)
 
     media_id = brand.upload_media(
@@ -821,7 +742,7 @@ def test_media_is_uploaded_then_published(server: ContractServer) -> None:
     assert server.served("/api/v1/statuses")[0].json()["media_ids"] == ["22348641"]
 
 
-def test_metrics_and_delete(server: ContractServer) -> None:
+def test_metrics_and_delete(server: MastodonServer) -> None:
     brand = connector(server)
     server.statuses["103186046267791694"] = fixture("notifications.json")["notifications"][4][
         "status"
@@ -860,7 +781,7 @@ def test_html_content_becomes_plain_text_safely() -> None:
 
 
 def test_the_contract_refuses_what_the_documentation_does_not_allow(
-    server: ContractServer,
+    server: MastodonServer,
 ) -> None:
     """The checks above mean something: requests outside the contract are caught."""
     auth = {"Authorization": f"Bearer {TOKEN}"}

@@ -24,49 +24,44 @@ from relais.connectors.credentials import encrypt_credentials
 from relais.connectors.mastodon_stream import consume_mastodon_account
 from relais.connectors.models import AccountStatus, ConnectedAccount
 from relais.connectors.networks.mastodon import server_sent_events
-from relais.connectors.tests.test_mastodon import BRAND, DOMAIN, TOKEN, ContractServer, fixture
+from relais.connectors.tests.test_mastodon import BRAND, DOMAIN, TOKEN, MastodonServer, fixture
 from relais.pipeline.models import Post
+from relais.tests.http_server import respond
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 END_OF_STREAM = ("", "")
 
 
-class StreamingServer(ContractServer):
+class StreamingServer(MastodonServer):
     """The contract server, also serving the streaming API's health check and notifications."""
 
     def __init__(self, notifications: list[dict[str, Any]], statuses: dict[str, Any]) -> None:
-        super().__init__(notifications, statuses)
         self.offers_streaming = True
         self.stream_token = TOKEN
         self.events: queue.Queue[tuple[str, str]] = queue.Queue()
         self.streams_opened = 0
         self.closing = threading.Event()
+        super().__init__(notifications, statuses)
 
-    def stop(self) -> None:
+    def close(self) -> None:
         self.closing.set()
-        super().stop()
+        super().close()
 
     def handle(self, handler: BaseHTTPRequestHandler) -> None:
         path = urlsplit(handler.path).path
         if path == "/api/v1/streaming/health":
-            self._reply(handler, 200 if self.offers_streaming else 404, b"OK", "text/plain")
+            status = 200 if self.offers_streaming else 404
+            respond(handler, status, b"OK", {"Content-Type": "text/plain"})
         elif path == "/api/v1/streaming/user/notification":
             self._stream(handler)
         else:
             super().handle(handler)
 
-    def _reply(self, handler: BaseHTTPRequestHandler, status: int, body: bytes, kind: str) -> None:
-        handler.send_response(status)
-        handler.send_header("Content-Type", kind)
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
-
     def _stream(self, handler: BaseHTTPRequestHandler) -> None:
         if handler.headers.get("Authorization") != f"Bearer {self.stream_token}":
             body = json.dumps({"error": "Error: Invalid access token"}).encode()
-            self._reply(handler, 401, body, "application/json")
+            respond(handler, 401, body, {"Content-Type": "application/json"})
             return
         handler.send_response(200)
         handler.send_header("Content-Type", "text/event-stream")
@@ -90,7 +85,7 @@ def server() -> Iterator[StreamingServer]:
     known = {s["id"]: s for s in fixture("statuses.json").values()}
     contract = StreamingServer(list(fixture("notifications.json")["notifications"]), known)
     yield contract
-    contract.stop()
+    contract.close()
     assert contract.violations == []
 
 

@@ -473,7 +473,7 @@ def check_expanded_read_single(request: Request) -> list[str]:
 def api() -> Iterator[XApi]:
     contract = XApi()
     yield contract
-    contract.server.stop()
+    contract.server.close()
     assert contract.server.violations == []
 
 

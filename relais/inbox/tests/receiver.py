@@ -11,13 +11,14 @@ import hmac
 import json
 import threading
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from relais.connectors.webhooks_out import SIGNATURE_HEADER
+from relais.tests.http_server import LocalHttpServer, read_body, respond
 
 
-class CrmReceiver:
+class CrmReceiver(LocalHttpServer):
     def __init__(self, secret: str = "") -> None:
         self.secret = secret
         self.accepted: list[dict[str, Any]] = []  # events answered 200, in arrival order
@@ -27,30 +28,18 @@ class CrmReceiver:
         self.hold_on: str | None = None  # an event type whose request is held unanswered
         self.holding = threading.Event()
         self.release = threading.Event()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                receiver._handle(self)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        super().__init__()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/relais"
+        return f"{self.base_url}/relais"
 
-    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
-        body = handler.rfile.read(int(handler.headers.get("Content-Length", 0)))
+    def handle(self, handler: BaseHTTPRequestHandler) -> None:
+        body = read_body(handler)
         expected = "sha256=" + hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(handler.headers.get(SIGNATURE_HEADER, ""), expected):
             self.bad_signatures += 1
-            self._answer(handler, 401)
+            respond(handler, 401)
             return
         event = json.loads(body)
         self.attempts.append(event["id"])
@@ -62,18 +51,11 @@ class CrmReceiver:
         status = self.failures.popleft() if self.failures else 200
         if status == 200:
             self.accepted.append(event)
-        self._answer(handler, status)
-
-    @staticmethod
-    def _answer(handler: BaseHTTPRequestHandler, status: int) -> None:
-        handler.send_response(status)
-        handler.send_header("Content-Length", "0")
-        handler.end_headers()
+        respond(handler, status)
 
     def types(self) -> list[str]:
         return [event["type"] for event in self.accepted]
 
     def close(self) -> None:
         self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().close()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
+
+from relais.tests.http_server import LocalHttpServer, read_body, respond
 
 
 @dataclass(frozen=True)
@@ -16,40 +16,21 @@ class Received:
     body: bytes
 
 
-class Receiver:
-    """Records every POST; answers 200 unless statuses were queued with `answer`."""
+class Receiver(LocalHttpServer):
+    """Records every request; answers 200 unless statuses were queued with `answer`."""
 
     def __init__(self) -> None:
         self.received: list[Received] = []
         self._answers: deque[int] = deque()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                receiver.handle(self)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        super().__init__()
 
     def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+        return f"{self.base_url}{path}"
 
     def answer(self, *statuses: int) -> None:
         self._answers.extend(statuses)
 
     def handle(self, handler: BaseHTTPRequestHandler) -> None:
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length)
         headers = {key.lower(): value for key, value in handler.headers.items()}
-        self.received.append(Received(handler.path, headers, body))
-        status = self._answers.popleft() if self._answers else 200
-        handler.send_response(status)
-        handler.send_header("Content-Length", "0")
-        handler.end_headers()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.received.append(Received(handler.path, headers, read_body(handler)))
+        respond(handler, self._answers.popleft() if self._answers else 200)
