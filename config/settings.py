@@ -6,8 +6,8 @@ both under ``RELAIS_DATA_DIR``. Scale-out: set ``DATABASE_URL`` (postgres://...)
 """
 
 import os
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.utils.translation import gettext_lazy as _

@@ -43,7 +43,8 @@ def test_seeding_lays_down_fourteen_hours_of_real_history_ending_now(at):
     posts = Post.objects.in_workspace(workspace.pk).order_by("created_at")
     assert posts.count() > 3000
     first, last = posts.first(), posts.last()
-    assert first is not None and last is not None
+    assert first is not None
+    assert last is not None
     assert SEEDED_AT - DEMO_AIRLINE_HISTORY <= first.created_at < SEEDED_AT - timedelta(hours=13)
     assert last.created_at <= SEEDED_AT
     assert original_time(last) <= DEMO_AIRLINE_NOW
