@@ -13,6 +13,7 @@ import random
 import threading
 import time
 import traceback
+from collections.abc import Iterable
 from contextlib import ExitStack
 
 from django.db import close_old_connections, connections
@@ -139,6 +140,19 @@ class AccountStream:
         self.close()
 
 
+def streamed_accounts(networks: Iterable[str]) -> list[tuple[int, str]]:
+    """(id, network) of the active accounts a long-running reader follows."""
+    active = ConnectedAccount.objects.filter(
+        network__in=list(networks), status=AccountStatus.ACTIVE
+    ).values_list("pk", "network", "cursor")
+    return [
+        (account_id, network)
+        for account_id, network, cursor in active
+        # A Bluesky account on an AppView is read from its notifications by the beat's poll.
+        if not (network == "bluesky" and (cursor or {}).get("source") == "notifications")
+    ]
+
+
 def follow_all(stop: threading.Event, *, rescan_seconds: float = 30.0) -> None:
     """Keep one reader thread per active account of a streamed network until ``stop`` is set.
 
@@ -152,13 +166,7 @@ def follow_all(stop: threading.Event, *, rescan_seconds: float = 30.0) -> None:
     threads: dict[int, threading.Thread] = {}
     while not stop.is_set():
         close_old_connections()
-        active = (
-            ConnectedAccount.objects.filter(network__in=readers, status=AccountStatus.ACTIVE)
-            # Bluesky accounts on an AppView are read from their notifications by the beat.
-            .exclude(network="bluesky", cursor__source="notifications")
-            .values_list("pk", "network")
-        )
-        for account_id, network in active:
+        for account_id, network in streamed_accounts(readers):
             if account_id not in threads or not threads[account_id].is_alive():
                 threads[account_id] = threading.Thread(
                     target=readers[network],

@@ -10,6 +10,7 @@ from django.urls import reverse
 from relais.accounts.models import AuditEntry, User, Workspace
 from relais.connectors.actions import do_connect_feed, do_poll_account
 from relais.connectors.models import AccountStatus, ConnectedAccount
+from relais.connectors.streams import streamed_accounts
 from relais.connectors.tasks import poll_accounts
 from relais.connectors.tests.feedserver import FeedServer
 from relais.core import clock
@@ -114,3 +115,20 @@ def test_the_accounts_page_follows_a_feed(client, feeds, workspace, owner):
     assert response.status_code == 302
     page = client.get(reverse("accounts", args=[workspace.slug])).content.decode()
     assert feeds.url("/feed.rss") in page
+
+
+def test_the_long_running_reader_leaves_appview_accounts_to_the_poll(workspace: Workspace) -> None:
+    def account(handle: str, network: str, cursor: dict[str, object] | None) -> int:
+        return ConnectedAccount.objects.create(
+            workspace=workspace, network=network, handle=handle, cursor=cursor
+        ).pk
+
+    firehose = account("a.test", "bluesky", {"source": "firehose", "seq": 3})
+    fresh = account("b.test", "bluesky", None)
+    account("c.test", "bluesky", {"source": "notifications"})
+    mastodon = account("brand@example.social", "mastodon", {"min_id": "9"})
+    account("https://blog.example/feed", "rss", None)
+
+    assert sorted(streamed_accounts(["bluesky", "mastodon"])) == sorted(
+        [(firehose, "bluesky"), (fresh, "bluesky"), (mastodon, "mastodon")]
+    )
