@@ -51,6 +51,7 @@ from relais.connectors.base import (
     UnsupportedError,
 )
 from relais.connectors.client import RETRYABLE_STATUSES, HttpClient, parse_retry_after
+from relais.connectors.payloads import MalformedPayloadError, log_malformed, required
 
 logger = logging.getLogger(__name__)
 
@@ -170,18 +171,6 @@ def _json_object(response: httpx.Response) -> dict[str, Any]:
 # Payloads
 
 
-class MalformedPayloadError(ValueError):
-    """A post, comment, message or webhook change without the fields Graph documents."""
-
-
-def log_malformed(payload: Any, error: Exception) -> None:
-    logger.warning(
-        "skipped a malformed Graph payload (%s); payload=%s",
-        error,
-        json.dumps(payload, sort_keys=True, default=str),
-    )
-
-
 def parse_time(value: Any) -> datetime:
     """Graph's ``2026-11-20T09:00:03+0000``, Instagram's ISO 8601, or a webhook's epoch time."""
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -195,12 +184,6 @@ def parse_time(value: Any) -> datetime:
     except ValueError as exc:
         raise MalformedPayloadError(f"time is {value!r}") from exc
     return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-def required(data: Any, key: str) -> Any:
-    if not isinstance(data, dict) or data.get(key) in (None, ""):
-        raise MalformedPayloadError(f"{key} is missing")
-    return data[key]
 
 
 def _newer(items: list[InboundItem], since: str | None) -> list[InboundItem]:
@@ -272,7 +255,7 @@ class GraphConnector(Connector):
                 try:
                     items.append(self.message_item(message))
                 except (MalformedPayloadError, KeyError, TypeError, ValueError) as exc:
-                    log_malformed(message, exc)
+                    log_malformed("Graph", message, exc)
                     skipped += 1
         return items, skipped
 
@@ -343,7 +326,7 @@ class GraphConnector(Connector):
             try:
                 item = self.messaging_item(part) if kind == "messaging" else self.change_item(part)
             except (MalformedPayloadError, KeyError, TypeError, ValueError, AttributeError) as exc:
-                log_malformed(part, exc)
+                log_malformed("Graph", part, exc)
                 skipped += 1
                 continue
             if item is not None:
@@ -394,14 +377,14 @@ class FacebookPageConnector(GraphConnector):
             try:
                 items.append(self.post_item(post))
             except (MalformedPayloadError, KeyError, TypeError, ValueError) as exc:
-                log_malformed(post, exc)
+                log_malformed("Graph", post, exc)
                 skipped += 1
                 continue
             for comment in (post.get("comments") or {}).get("data") or []:
                 try:
                     items.append(self.comment_item(comment, str(post["id"])))
                 except (MalformedPayloadError, KeyError, TypeError, ValueError) as exc:
-                    log_malformed(comment, exc)
+                    log_malformed("Graph", comment, exc)
                     skipped += 1
         messages, unread = self._conversation_items(since)
         fresh = _newer(items + messages, since)
@@ -531,14 +514,14 @@ class InstagramConnector(GraphConnector):
             try:
                 items.append(self.media_item(media))
             except (MalformedPayloadError, KeyError, TypeError, ValueError) as exc:
-                log_malformed(media, exc)
+                log_malformed("Graph", media, exc)
                 skipped += 1
                 continue
             for comment in (media.get("comments") or {}).get("data") or []:
                 try:
                     items.append(self.comment_item(comment, str(media["id"])))
                 except (MalformedPayloadError, KeyError, TypeError, ValueError) as exc:
-                    log_malformed(comment, exc)
+                    log_malformed("Graph", comment, exc)
                     skipped += 1
         messages, unread = self._conversation_items(since)
         fresh = _newer(items + messages, since)

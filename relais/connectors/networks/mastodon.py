@@ -55,6 +55,12 @@ from relais.connectors.base import (
     TransientNetworkError,
 )
 from relais.connectors.client import RETRYABLE_STATUSES, HttpClient, parse_retry_after
+from relais.connectors.payloads import (
+    MalformedPayloadError,
+    log_malformed,
+    parse_iso_time,
+    required,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -319,35 +325,6 @@ def _json_object(response: httpx.Response) -> dict[str, Any]:
 # Notifications as inbound items
 
 
-class MalformedPayloadError(ValueError):
-    """A notification or status without the fields every compatible server sends."""
-
-
-def log_malformed(payload: Any, error: Exception) -> None:
-    """Keep the whole payload in the log so it can be studied, then move on."""
-    logger.warning(
-        "skipped a malformed Mastodon payload (%s); payload=%s",
-        error,
-        json.dumps(payload, sort_keys=True, default=str),
-    )
-
-
-def _parse_time(value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise MalformedPayloadError(f"created_at is {value!r}")
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise MalformedPayloadError(f"created_at is {value!r}") from exc
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-def _required(data: Any, key: str) -> Any:
-    if not isinstance(data, dict) or data.get(key) in (None, ""):
-        raise MalformedPayloadError(f"{key} is missing")
-    return data[key]
-
-
 def _link_params(response: httpx.Response, rel: str) -> dict[str, str]:
     """Query parameters of the ``Link`` header's ``rel`` target (the documented pagination)."""
     link = response.links.get(rel, {}).get("url", "")
@@ -480,7 +457,7 @@ class MastodonConnector(Connector):
             try:
                 items += self._items_for(notification)
             except (MalformedPayloadError, KeyError, TypeError, ValueError) as exc:
-                log_malformed(notification, exc)
+                log_malformed("Mastodon", notification, exc)
                 skipped += 1
         next_cursor: dict[str, Any] = {"min_id": notifications.newest} if notifications else {}
         has_more = notifications.has_more
@@ -494,7 +471,7 @@ class MastodonConnector(Connector):
                 try:
                     items.append(self.status_item(status))
                 except (MalformedPayloadError, KeyError, TypeError, ValueError) as exc:
-                    log_malformed(status, exc)
+                    log_malformed("Mastodon", status, exc)
                     skipped += 1
             if timeline:
                 tags[tag] = timeline.newest
@@ -534,27 +511,27 @@ class MastodonConnector(Connector):
         return ForwardRead(payloads, newest, has_more)
 
     def _items_for(self, notification: dict[str, Any]) -> list[InboundItem]:
-        kind = _required(notification, "type")
-        _required(notification, "id")
+        kind = required(notification, "type")
+        required(notification, "id")
         if kind not in NOTIFICATION_TYPES:
             return []  # a server that ignores ``types[]`` sends follows and polls too
-        subject = self.status_item(_required(notification, "status"), notification)
+        subject = self.status_item(required(notification, "status"), notification)
         if kind != "reblog":
             return [subject]  # a mention; or, favourited, the brand's status with its new counts
-        account = _required(notification, "account")
+        account = required(notification, "account")
         boost = InboundItem(
             # The boost's own status id is not in the notification: name it by its parts.
-            remote_id=f"{subject.remote_id}/reblogged_by/{_required(account, 'id')}",
+            remote_id=f"{subject.remote_id}/reblogged_by/{required(account, 'id')}",
             kind=PostKind.REPOST,
             author=self.author(account),
             text="",
-            created_at=_parse_time(notification.get("created_at")),
+            created_at=parse_iso_time(notification.get("created_at")),
             raw={"notification": str(notification["id"]), "subject": subject.remote_id},
         )
         return [subject, boost]
 
     def author(self, account: dict[str, Any]) -> InboundAuthor:
-        handle = self.qualified(str(_required(account, "acct")))
+        handle = self.qualified(str(required(account, "acct")))
         followers = account.get("followers_count")
         return InboundAuthor(
             remote_id=handle,
@@ -566,7 +543,7 @@ class MastodonConnector(Connector):
     def status_item(
         self, status: dict[str, Any], notification: dict[str, Any] | None = None
     ) -> InboundItem:
-        status_id = str(_required(status, "id"))
+        status_id = str(required(status, "id"))
         visibility = str(status.get("visibility") or "public")
         in_reply_to = status.get("in_reply_to_id")
         if visibility == "direct":
@@ -577,7 +554,7 @@ class MastodonConnector(Connector):
         if spoiler := str(status.get("spoiler_text") or "").strip():
             text = f"{spoiler}\n\n{text}" if text else spoiler
         mentions = tuple(
-            self.qualified(str(_required(mention, "acct")))
+            self.qualified(str(required(mention, "acct")))
             for mention in status.get("mentions") or []
         )
         raw: dict[str, Any] = {
@@ -593,9 +570,9 @@ class MastodonConnector(Connector):
         return InboundItem(
             remote_id=status_id,
             kind=kind,
-            author=self.author(_required(status, "account")),
+            author=self.author(required(status, "account")),
             text=text,
-            created_at=_parse_time(status.get("created_at")),
+            created_at=parse_iso_time(status.get("created_at")),
             in_reply_to=str(in_reply_to) if in_reply_to else None,
             mentions=mentions,
             lang=str(status["language"]) if status.get("language") else None,
@@ -614,7 +591,7 @@ class MastodonConnector(Connector):
         if visibility not in VISIBILITIES:
             # A scope of its own (local-only, a list): keep it off the public timelines.
             visibility = "unlisted"
-        author = self.qualified(str(_required(_required(parent, "account"), "acct")))
+        author = self.qualified(str(required(required(parent, "account"), "acct")))
         addressed = [] if author == self.own_author().handle else [author]
         body = {
             "status": _addressed(post.text, addressed),
@@ -670,7 +647,7 @@ class MastodonConnector(Connector):
             files={"file": (filename, content, content_type)},
             data={"description": description} if description else None,
         )
-        return str(_required(_json_object(response), "id"))
+        return str(required(_json_object(response), "id"))
 
     def _create_status(self, body: dict[str, Any], idempotency_key: str) -> PublishedRef:
         # The server keeps the key for an hour: a retry after a timeout gets the first status
@@ -680,8 +657,8 @@ class MastodonConnector(Connector):
         )
         status = _json_object(response)
         return PublishedRef(
-            remote_id=str(_required(status, "id")),
-            created_at=_parse_time(status.get("created_at")),
+            remote_id=str(required(status, "id")),
+            created_at=parse_iso_time(status.get("created_at")),
             url=str(status.get("url") or ""),
         )
 
@@ -713,7 +690,9 @@ def _payload_list(response: httpx.Response) -> list[Any]:
     except ValueError:
         payload = response.text
     if not isinstance(payload, list):
-        log_malformed(payload, MalformedPayloadError(f"{response.request.url.path}: not a list"))
+        log_malformed(
+            "Mastodon", payload, MalformedPayloadError(f"{response.request.url.path}: not a list")
+        )
         raise ConnectorError(f"{response.request.url.path} answered something that is not a list")
     return payload
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import logging
 import secrets
 import time
@@ -58,6 +57,12 @@ from relais.connectors.base import (
     UnsupportedError,
 )
 from relais.connectors.client import RETRYABLE_STATUSES, HttpClient, parse_retry_after
+from relais.connectors.payloads import (
+    MalformedPayloadError,
+    log_malformed,
+    parse_iso_time,
+    required,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -307,34 +312,6 @@ def _token_request(
 # Payloads
 
 
-class MalformedPayloadError(ValueError):
-    """A post or DM event without the fields X documents as always present."""
-
-
-def log_malformed(payload: Any, error: Exception) -> None:
-    logger.warning(
-        "skipped a malformed X payload (%s); payload=%s",
-        error,
-        json.dumps(payload, sort_keys=True, default=str),
-    )
-
-
-def _parse_time(value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise MalformedPayloadError(f"created_at is {value!r}")
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise MalformedPayloadError(f"created_at is {value!r}") from exc
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-def _required(data: Any, key: str) -> Any:
-    if not isinstance(data, dict) or data.get(key) in (None, ""):
-        raise MalformedPayloadError(f"{key} is missing")
-    return data[key]
-
-
 def _metrics(tweet: dict[str, Any]) -> dict[str, int]:
     public = tweet.get("public_metrics") or {}
     names = {
@@ -414,7 +391,7 @@ class XConnector(Connector):
         self._require_meter().ensure_open()
         body = _json_object(self._call("GET", "/2/users/me", params={"user.fields": USER_FIELDS}))
         self._charge_read(users_read=1)
-        return dict(_required(body, "data"))
+        return dict(required(body, "data"))
 
     # -- HTTP with token refresh and metering ----------------------------------------------
 
@@ -495,7 +472,7 @@ class XConnector(Connector):
 
     def user_id(self) -> str:
         if not self.credentials.get("user_id"):
-            self.credentials["user_id"] = str(_required(self.me(), "id"))
+            self.credentials["user_id"] = str(required(self.me(), "id"))
             if self.account.save_credentials is not None:
                 self.account.save_credentials(dict(self.credentials))
         return str(self.credentials["user_id"])
@@ -518,7 +495,7 @@ class XConnector(Connector):
             try:
                 items.append(self.tweet_item(tweet, expansions))
             except (MalformedPayloadError, KeyError, TypeError, ValueError) as exc:
-                log_malformed(tweet, exc)
+                log_malformed("X", tweet, exc)
                 skipped += 1
         next_cursor = {**cursor, "mentions": mention_cursor}
         if self.account.settings.get("direct_messages", True) and not more:
@@ -625,7 +602,7 @@ class XConnector(Connector):
                 if item := self.dm_item(event, users):
                     items.append(item)
             except (MalformedPayloadError, KeyError, TypeError, ValueError) as exc:
-                log_malformed(event, exc)
+                log_malformed("X", event, exc)
                 skipped += 1
         newest = str(events[0]["id"]) if events else known
         return items, ({"newest_id": newest} if newest else {}), skipped
@@ -642,7 +619,7 @@ class XConnector(Connector):
         )
 
     def tweet_item(self, tweet: dict[str, Any], expansions: Expansions) -> InboundItem:
-        tweet_id = str(_required(tweet, "id"))
+        tweet_id = str(required(tweet, "id"))
         references = {
             str(ref.get("type")): str(ref.get("id"))
             for ref in tweet.get("referenced_tweets") or []
@@ -665,9 +642,9 @@ class XConnector(Connector):
         return InboundItem(
             remote_id=tweet_id,
             kind=kind,
-            author=self.author(str(_required(tweet, "author_id")), expansions.users),
+            author=self.author(str(required(tweet, "author_id")), expansions.users),
             text=str(tweet.get("text") or ""),
-            created_at=_parse_time(tweet.get("created_at")),
+            created_at=parse_iso_time(tweet.get("created_at")),
             in_reply_to=in_reply_to,
             mentions=mentions,
             lang=str(tweet["lang"]) if tweet.get("lang") not in (None, "", "und") else None,
@@ -684,17 +661,17 @@ class XConnector(Connector):
     ) -> InboundItem | None:
         if event.get("event_type", "MessageCreate") != "MessageCreate":
             return None
-        sender = str(_required(event, "sender_id"))
+        sender = str(required(event, "sender_id"))
         own = self.own_author()
         raw: dict[str, Any] = {"dm_conversation_id": event.get("dm_conversation_id")}
         if sender != own.remote_id:
             raw["recipient"] = own.handle
         return InboundItem(
-            remote_id=f"dm/{_required(event, 'id')}",
+            remote_id=f"dm/{required(event, 'id')}",
             kind=PostKind.PRIVATE_MESSAGE,
             author=own if sender == own.remote_id else self.author(sender, users),
             text=str(event.get("text") or ""),
-            created_at=_parse_time(event.get("created_at")),
+            created_at=parse_iso_time(event.get("created_at")),
             raw=raw,
         )
 
@@ -719,9 +696,9 @@ class XConnector(Connector):
         path = f"/2/dm_conversations/with/{quote(post.recipient, safe='')}/messages"
         with self._paid("dm_create"):
             response = self._call("POST", path, json={"text": post.text})
-        data = _required(_json_object(response), "data")
+        data = required(_json_object(response), "data")
         return PublishedRef(
-            remote_id=f"dm/{_required(data, 'dm_event_id')}", created_at=datetime.now(UTC)
+            remote_id=f"dm/{required(data, 'dm_event_id')}", created_at=datetime.now(UTC)
         )
 
     def delete(self, remote_id: str) -> None:
@@ -734,7 +711,7 @@ class XConnector(Connector):
         params = {"tweet.fields": "public_metrics"}
         response = self._call("GET", f"/2/tweets/{quote(remote_id, safe='')}", params=params)
         self._charge_read(posts_read=1)
-        return _metrics(_required(_json_object(response), "data"))
+        return _metrics(required(_json_object(response), "data"))
 
     def _create_post(self, body: dict[str, Any], idempotency_key: str) -> PublishedRef:
         """Create a post once: X keeps no idempotency key, so a failed attempt is looked up.
@@ -755,8 +732,8 @@ class XConnector(Connector):
                     return existing
                 logger.info("send %s failed (%s); trying once more", idempotency_key, exc)
                 response = self._call("POST", "/2/tweets", json=body, once=True)
-        data = _required(_json_object(response), "data")
-        tweet_id = str(_required(data, "id"))
+        data = required(_json_object(response), "data")
+        tweet_id = str(required(data, "id"))
         return PublishedRef(
             remote_id=tweet_id,
             created_at=datetime.now(UTC),
@@ -784,7 +761,7 @@ class XConnector(Connector):
             if same_text and (parents[:1] or [None])[0] == wanted_parent:
                 return PublishedRef(
                     remote_id=str(tweet["id"]),
-                    created_at=_parse_time(tweet.get("created_at")),
+                    created_at=parse_iso_time(tweet.get("created_at")),
                     url=f"https://x.com/{self.account.handle}/status/{tweet['id']}",
                 )
         return None
