@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
@@ -24,6 +26,7 @@ from relais.connectors.connect_actions import (
     do_finish_x_connection,
     do_start_x_connection,
 )
+from relais.connectors.models import ConnectedAccount
 from relais.connectors.networks.bluesky import DEFAULT_PLC, DEFAULT_SERVICE
 from relais.core.errors import RelaisError
 
@@ -77,27 +80,49 @@ PENDING_MASTODON = "relais.pending_mastodon_connection"
 @require_POST
 def connect_mastodon(request: WorkspaceRequest) -> HttpResponse:
     """Step one: register Relais on the server, then send the browser there to approve."""
-    callback = reverse("mastodon_callback", args=[request.workspace.slug])
-    try:
-        authorize, pending = do_start_mastodon_connection(
+    return _start_approval(
+        request,
+        PENDING_MASTODON,
+        lambda redirect_uri: do_start_mastodon_connection(
             request.workspace,
             request.POST.get("instance", ""),
             actor=request.user,
-            redirect_uri=request.build_absolute_uri(callback),
-        )
-    except RelaisError as exc:
-        messages.error(request, str(exc))
-        return _render(request, handle="", service=DEFAULT_SERVICE, plc=DEFAULT_PLC, status=400)
-    request.session[PENDING_MASTODON] = pending
-    return redirect(authorize)
+            redirect_uri=redirect_uri,
+        ),
+        "mastodon_callback",
+    )
 
 
 @workspace_view(Capability.MANAGE_ACCOUNTS)
 def mastodon_callback(request: WorkspaceRequest) -> HttpResponse:
     """Step two: the server sent the browser back with a code (or the admin's refusal)."""
-    pending = request.session.pop(PENDING_MASTODON, "")
+    return _finish_approval(request, PENDING_MASTODON, do_finish_mastodon_connection)
+
+
+def _start_approval(
+    request: WorkspaceRequest,
+    pending_key: str,
+    start: Callable[[str], tuple[str, str]],
+    callback_name: str,
+) -> HttpResponse:
+    """OAuth's first step: keep the pending connection in the session, send the browser away."""
+    callback = reverse(callback_name, args=[request.workspace.slug])
     try:
-        account = do_finish_mastodon_connection(
+        authorize, pending = start(request.build_absolute_uri(callback))
+    except RelaisError as exc:
+        messages.error(request, str(exc))
+        return _render(request, handle="", service=DEFAULT_SERVICE, plc=DEFAULT_PLC, status=400)
+    request.session[pending_key] = pending
+    return redirect(authorize)
+
+
+def _finish_approval(
+    request: WorkspaceRequest, pending_key: str, finish: Callable[..., ConnectedAccount]
+) -> HttpResponse:
+    """OAuth's second step: trade the code the network sent back for the account."""
+    pending = request.session.pop(pending_key, "")
+    try:
+        account = finish(
             request.workspace,
             pending,
             code=request.GET.get("code", ""),
@@ -118,40 +143,25 @@ PENDING_X = "relais.pending_x_connection"
 @require_POST
 def connect_x(request: WorkspaceRequest) -> HttpResponse:
     """Step one: the workspace's own X app keys; send the browser to X to approve."""
-    callback = reverse("x_callback", args=[request.workspace.slug])
-    try:
-        authorize, pending = do_start_x_connection(
+    return _start_approval(
+        request,
+        PENDING_X,
+        lambda redirect_uri: do_start_x_connection(
             request.workspace,
             request.POST.get("client_id", ""),
             request.POST.get("client_secret", ""),
             actor=request.user,
-            redirect_uri=request.build_absolute_uri(callback),
+            redirect_uri=redirect_uri,
             api_address=request.POST.get("api_base", ""),
-        )
-    except RelaisError as exc:
-        messages.error(request, str(exc))
-        return _render(request, handle="", service=DEFAULT_SERVICE, plc=DEFAULT_PLC, status=400)
-    request.session[PENDING_X] = pending
-    return redirect(authorize)
+        ),
+        "x_callback",
+    )
 
 
 @workspace_view(Capability.MANAGE_ACCOUNTS)
 def x_callback(request: WorkspaceRequest) -> HttpResponse:
     """Step two: X sent the browser back with a code (or the admin's refusal)."""
-    pending = request.session.pop(PENDING_X, "")
-    try:
-        account = do_finish_x_connection(
-            request.workspace,
-            pending,
-            code=request.GET.get("code", ""),
-            state=request.GET.get("state", ""),
-            actor=request.user,
-        )
-    except RelaisError as exc:
-        messages.error(request, str(exc))
-        return redirect("accounts", request.workspace.slug)
-    messages.success(request, _("@%(handle)s is connected.") % {"handle": account.handle})
-    return redirect("accounts", request.workspace.slug)
+    return _finish_approval(request, PENDING_X, do_finish_x_connection)
 
 
 @workspace_view(Capability.MANAGE_ACCOUNTS)
