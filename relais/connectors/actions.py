@@ -446,11 +446,10 @@ def do_start_mastodon_connection(
     return authorize_url(app, state=state), encrypt_credentials(pending)
 
 
-def do_finish_mastodon_connection(
-    workspace: Workspace, pending_token: str, *, code: str, state: str, actor: User
-) -> ConnectedAccount:
-    """Trade the code the server sent back for a token and keep the account it acts for."""
-    check_capability(actor, workspace, Capability.MANAGE_ACCOUNTS)
+def check_pending_connection(
+    workspace: Workspace, pending_token: str, *, state: str
+) -> dict[str, Any]:
+    """The connection this browser started (kept encrypted in its session) for this workspace."""
     try:
         pending = decrypt_credentials(pending_token)
     except UnreadableCredentialsError:
@@ -459,12 +458,25 @@ def do_finish_mastodon_connection(
         raise ValidationFailedError(
             _("This connection expired or was started elsewhere: connect the account again.")
         )
-    app = AppRegistration(**{f.name: pending[f.name] for f in fields(AppRegistration)})
-    if not code:  # the admin pressed Deny, or the server sent back an error instead
+    return pending
+
+
+def check_approved(code: str, server: str) -> None:
+    """No code: the admin pressed Deny, or the network sent back an error instead."""
+    if not code:
         raise ValidationFailedError(
-            _("Access was not approved on %(server)s: nothing was connected.")
-            % {"server": app.instance}
+            _("Access was not approved on %(server)s: nothing was connected.") % {"server": server}
         )
+
+
+def do_finish_mastodon_connection(
+    workspace: Workspace, pending_token: str, *, code: str, state: str, actor: User
+) -> ConnectedAccount:
+    """Trade the code the server sent back for a token and keep the account it acts for."""
+    check_capability(actor, workspace, Capability.MANAGE_ACCOUNTS)
+    pending = check_pending_connection(workspace, pending_token, state=state)
+    app = AppRegistration(**{f.name: pending[f.name] for f in fields(AppRegistration)})
+    check_approved(code, app.instance)
     try:
         credentials = exchange_code(app, code)
         context = AccountContext(workspace_id=workspace.pk, handle="", credentials=credentials)

@@ -12,11 +12,10 @@ from django.utils.translation import gettext as _
 from relais.accounts.actions import check_capability, record_audit
 from relais.accounts.models import User, Workspace
 from relais.accounts.roles import Capability
+from relais.connectors.actions import check_approved, check_pending_connection
 from relais.connectors.base import AccountContext, ConnectorError, CredentialsExpiredError
 from relais.connectors.budget import WorkspaceBudget
 from relais.connectors.credentials import (
-    UnreadableCredentialsError,
-    decrypt_credentials,
     encrypt_credentials,
 )
 from relais.connectors.models import AccountStatus, ConnectedAccount
@@ -96,16 +95,8 @@ def do_finish_x_connection(
 ) -> ConnectedAccount:
     """Trade X's code for tokens, learn which user they act for, keep the account."""
     check_capability(actor, workspace, Capability.MANAGE_ACCOUNTS)
-    try:
-        pending = decrypt_credentials(pending_token)
-    except UnreadableCredentialsError:
-        pending = {}
-    if not state or pending.get("state") != state or pending.get("workspace") != workspace.pk:
-        raise ValidationFailedError(
-            _("This connection expired or was started elsewhere: connect the account again.")
-        )
-    if not code:
-        raise ValidationFailedError(_("X did not authorize Relais: connect the account again."))
+    pending = check_pending_connection(workspace, pending_token, state=state)
+    check_approved(code, "X")
     authorization = PendingAuthorization(
         **{f.name: pending[f.name] for f in fields(PendingAuthorization)}
     )
