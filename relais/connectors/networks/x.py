@@ -314,9 +314,11 @@ def _token_request(
 
 def _metrics(tweet: dict[str, Any]) -> dict[str, int]:
     public = tweet.get("public_metrics") or {}
+    # X's current OpenAPI document says repost_count; older answers said retweet_count.
     names = {
         "like_count": "likes",
         "retweet_count": "reposts",
+        "repost_count": "reposts",
         "reply_count": "replies",
         "quote_count": "quotes",
     }
