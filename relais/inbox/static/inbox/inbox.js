@@ -132,4 +132,7 @@
     data.append("leaving", "1");
     navigator.sendBeacon(presence.getAttribute("hx-post"), data);
   });
+
+  // The script loads deferred: say when the shortcuts answer (browser tests wait for it).
+  document.documentElement.dataset.shortcuts = "on";
 })();
