@@ -86,6 +86,23 @@ class MediaFile:
     alt: str = ""
 
 
+IMAGE_SIGNATURES = {
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+}
+
+
+def sniffed_image_type(data: bytes) -> str:
+    """The image type the bytes say (networks sniff them too), or '' (WebP: RIFF holding WEBP)."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    for mime_type, starts in IMAGE_SIGNATURES.items():
+        if data.startswith(starts):
+            return mime_type
+    return ""
+
+
 @dataclass(frozen=True)
 class OutboundPost:
     text: str

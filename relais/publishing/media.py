@@ -14,7 +14,7 @@ from relais.accounts.actions import check_capability, record_audit
 from relais.accounts.models import User
 from relais.accounts.roles import Capability
 from relais.connectors.base import Capability as NetworkCapability
-from relais.connectors.base import MediaFile
+from relais.connectors.base import MediaFile, sniffed_image_type
 from relais.connectors.models import ConnectedAccount
 from relais.connectors.registry import CONNECTORS
 from relais.core.errors import ValidationFailedError
@@ -23,21 +23,6 @@ from relais.publishing.models import Draft, DraftMedia, Target, TargetStatus
 MAX_IMAGES = 4
 MAX_IMAGE_BYTES = 2_000_000  # Bluesky's limit, the strictest of the networks with images
 MAX_ALT_LENGTH = 1000
-SIGNATURES = {
-    "image/jpeg": (b"\xff\xd8\xff",),
-    "image/png": (b"\x89PNG\r\n\x1a\n",),
-    "image/gif": (b"GIF87a", b"GIF89a"),
-}
-
-
-def sniffed_type(data: bytes) -> str:
-    """The image type the bytes say, or '' (WebP: a RIFF container holding WEBP)."""
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    for mime_type, starts in SIGNATURES.items():
-        if data.startswith(starts):
-            return mime_type
-    return ""
 
 
 def check_media(draft: Draft, filename: str, data: bytes, alt: str) -> tuple[str, str]:
@@ -60,7 +45,7 @@ def check_media(draft: Draft, filename: str, data: bytes, alt: str) -> tuple[str
             _("%(name)s is %(size)s bytes; images are limited to %(limit)s bytes.")
             % {"name": filename, "size": f"{len(data):,}", "limit": f"{MAX_IMAGE_BYTES:,}"}
         )
-    mime_type = sniffed_type(data)
+    mime_type = sniffed_image_type(data)
     if not mime_type:
         raise ValidationFailedError(
             _("%(name)s is not a JPEG, PNG, GIF or WebP image.") % {"name": filename}

@@ -50,6 +50,7 @@ from relais.connectors.base import (
     PublishedRef,
     TransientNetworkError,
     UnsupportedError,
+    sniffed_image_type,
 )
 from relais.connectors.client import HttpClient
 
@@ -333,22 +334,11 @@ def check_images(media: Sequence[MediaFile]) -> None:
                 f"{file.filename}: {len(file.data):,} bytes, over Bluesky's limit of "
                 f"{MAX_IMAGE_BYTES:,} bytes per image"
             )
-        if not _has_signature(mime_type, file.data):
+        if sniffed_image_type(file.data) != mime_type:
             raise MediaRejectedError(
                 f"{file.filename}: the file is not a {IMAGE_TYPES[mime_type]} image "
                 "(empty, damaged, or of another type)"
             )
-
-
-def _has_signature(mime_type: str, data: bytes) -> bool:
-    """Whether the bytes start the way files of ``mime_type`` do (the PDS sniffs them too)."""
-    if mime_type == "image/jpeg":
-        return data.startswith(b"\xff\xd8\xff")
-    if mime_type == "image/png":
-        return data.startswith(b"\x89PNG\r\n\x1a\n")
-    if mime_type == "image/gif":
-        return data.startswith((b"GIF87a", b"GIF89a"))
-    return data.startswith(b"RIFF") and data[8:12] == b"WEBP"
 
 
 def _image_alts(embed: Any) -> list[str]:

@@ -51,7 +51,12 @@ from relais.connectors.base import (
     UnsupportedError,
 )
 from relais.connectors.client import RETRYABLE_STATUSES, HttpClient, parse_retry_after
-from relais.connectors.payloads import MalformedPayloadError, log_malformed, required
+from relais.connectors.payloads import (
+    MalformedPayloadError,
+    log_malformed,
+    parse_iso_time,
+    required,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -176,14 +181,9 @@ def parse_time(value: Any) -> datetime:
     if isinstance(value, int | float) and not isinstance(value, bool):
         # Messenger webhooks send milliseconds, feed changes seconds.
         return datetime.fromtimestamp(value / 1000 if value > 10**11 else value, UTC)
-    if not isinstance(value, str):
-        raise MalformedPayloadError(f"time is {value!r}")
-    text = value[:-5] + value[-5:-2] + ":" + value[-2:] if value[-5:-4] in "+-" else value
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise MalformedPayloadError(f"time is {value!r}") from exc
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    if isinstance(value, str) and value[-5:-4] in "+-":
+        value = value[:-5] + value[-5:-2] + ":" + value[-2:]  # +0000 -> +00:00
+    return parse_iso_time(value, "time")
 
 
 def _newer(items: list[InboundItem], since: str | None) -> list[InboundItem]:
