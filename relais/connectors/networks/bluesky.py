@@ -919,9 +919,23 @@ class BlueskyConnector(Connector):
         self._store_session(session)
 
     def _refresh_oauth(self, signer: DpopSigner) -> None:
-        """Rotate the OAuth tokens; a refused refresh token means the account must reconnect."""
+        """Rotate the OAuth tokens; a refused refresh token means the account must reconnect.
+
+        Another process may have rotated them since this one read them: its tokens are used
+        then, since sending the old refresh token again would end the session.
+        """
         http = atproto_oauth.signed_http(signer, public_only=False)
-        self.credentials = atproto_oauth.refresh(self.credentials, http, signer)
+        held = self.credentials.get("refresh_token")
+
+        def renew(stored: dict[str, Any]) -> dict[str, Any]:
+            if stored.get("refresh_token") != held:
+                return stored
+            return atproto_oauth.refresh(stored, http, signer)
+
+        if self.account.renew_credentials is not None:
+            self.credentials = self.account.renew_credentials(renew)
+            return
+        self.credentials = renew(self.credentials)
         if self.account.save_credentials is not None:
             self.account.save_credentials(dict(self.credentials))
 

@@ -179,3 +179,28 @@ def test_an_owner_who_denies_access_on_the_pds_connects_nothing(
 
     expect(page.locator(".messages")).to_contain_text("Access was not approved on Bluesky")
     assert not ConnectedAccount.objects.filter(network="bluesky", handle=handle).exists()
+
+
+def test_two_processes_refreshing_in_turn_keep_the_session(
+    page: Any, pds: Testbed, workspace: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    handle = f"brand{time.monotonic_ns() % 10**8}.test"
+    pds.create_account(handle, PASSWORD)
+    sign_in_with_bluesky(page, workspace, pds, handle)
+    page.get_by_role("button", name="Authorize").click()
+    expect(page.locator(".messages")).to_contain_text(f"@{handle} is connected.")
+    account = ConnectedAccount.objects.get(workspace=workspace, network="bluesky", handle=handle)
+
+    # Two processes (the stream reader, a worker) loaded the same tokens.
+    first, second = bluesky_connector_for(account), bluesky_connector_for(account)
+    first.credentials["access_token"] = "no-longer-valid"
+    first.check_session()  # refreshes: the stored refresh token rotates
+    second.credentials["access_token"] = "no-longer-valid"
+    second.check_session()  # must use the rotated tokens, not replay its old refresh token
+
+    account.refresh_from_db()
+    bluesky_connector_for(account).check_session()
+    assert second.credentials["refresh_token"] == first.credentials["refresh_token"]
+    assert account.status == AccountStatus.ACTIVE
