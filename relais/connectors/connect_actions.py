@@ -181,7 +181,7 @@ def check_graph_settings(graph_base: str, graph_version: str) -> dict[str, str]:
     if graph_version.strip():
         version = graph_version.strip().lower()
         if not version.startswith("v") or not version[1:].replace(".", "", 1).isdigit():
-            raise ValidationFailedError(_("A Graph API version looks like v24.0."))
+            raise ValidationFailedError(_("A Graph API version looks like v26.0."))
         settings["graph_version"] = version
     return settings
 
