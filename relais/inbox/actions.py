@@ -40,6 +40,7 @@ from relais.inbox.models import (
     CannedReply,
     Contact,
     Conversation,
+    ConversationTag,
     Draft,
     InboxSettings,
     Message,
@@ -56,6 +57,7 @@ from relais.inbox.progress import PROGRESS_FIELDS, apply_message
 from relais.inbox.webhooks import (
     EVENT_TYPES,
     new_secret,
+    pending,
     queue_changes,
     record_change,
     stable_event_id,
@@ -502,12 +504,28 @@ def do_set_tags(user: User, conversation: Conversation, tags: list[str] | str) -
     cleaned = clean_tags(tags)
     with transaction.atomic():
         Conversation.objects.filter(pk=conversation.pk).update(tags=cleaned)
+        _write_tag_rows(conversation, cleaned)
         record_change(
             conversation.workspace_id, user, "conversation.tagged", conversation, tags=cleaned
         )
         _publish(conversation)
     conversation.tags = cleaned
     return cleaned
+
+
+def _write_tag_rows(conversation: Conversation, tags: list[str]) -> None:
+    """Keep the rows the tag filter reads equal to the conversation's list."""
+    rows = ConversationTag.objects.in_workspace(conversation.workspace_id)
+    rows.filter(conversation=conversation).exclude(tag__in=tags).delete()
+    ConversationTag.objects.bulk_create(
+        [
+            ConversationTag(
+                workspace_id=conversation.workspace_id, conversation=conversation, tag=tag
+            )
+            for tag in tags
+        ],
+        ignore_conflicts=True,
+    )
 
 
 def check_note(workspace_id: int, text: str) -> tuple[str, list[User]]:
@@ -1126,6 +1144,25 @@ def do_retry_webhook_endpoint(user: User, endpoint: WebhookEndpoint) -> None:
         WebhookEndpoint.objects.filter(pk=endpoint.pk).update(next_attempt_at=None)
         record_audit(endpoint.workspace_id, user, "webhook.retried", endpoint)
         transaction.on_commit(lambda: _deliver_soon(endpoint.pk))
+
+
+def do_discard_webhook_events(user: User, endpoint: WebhookEndpoint) -> int:
+    """Drop what a paused endpoint has waiting, when the admin does not want it sent on resume.
+
+    Only while paused: on an active endpoint a worker may be sending these very rows.
+    """
+    check_capability(user, endpoint.workspace_id, Capability.MANAGE_ACCOUNTS)
+    with transaction.atomic():
+        paused = (
+            WebhookEndpoint.objects.select_for_update()
+            .filter(pk=endpoint.pk, active=False)
+            .exists()
+        )
+        if not paused:
+            raise ValidationFailedError(_("Pause the webhook before discarding its events."))
+        discarded, _kinds = pending(endpoint.pk).delete()
+        record_audit(endpoint.workspace_id, user, "webhook.discarded", endpoint, events=discarded)
+    return discarded
 
 
 def do_delete_webhook_endpoint(user: User, endpoint: WebhookEndpoint) -> None:

@@ -473,6 +473,14 @@ def retry_webhook(request: HttpRequest, endpoint_id: int) -> Any:
     return queries.webhook_endpoint(endpoint.workspace_id, endpoint.pk)
 
 
+@router.post("/webhooks/{endpoint_id}/discard", response={200: WebhookOut, **ERRORS})
+def discard_webhook_events(request: HttpRequest, endpoint_id: int) -> Any:
+    """Drop the events a paused endpoint keeps, instead of sending them when it resumes."""
+    endpoint = _webhook_admin(request, endpoint_id)
+    run_action(lambda: actions.do_discard_webhook_events(request_token(request).user, endpoint))
+    return queries.webhook_endpoint(endpoint.workspace_id, endpoint.pk)
+
+
 @router.delete("/webhooks/{endpoint_id}", response={204: None, **ERRORS})
 def delete_webhook(request: HttpRequest, endpoint_id: int) -> Any:
     endpoint = _webhook_admin(request, endpoint_id)

@@ -1,6 +1,7 @@
 """Conversations with customers, the posts they hold, notes, contacts, teams and SLA policies."""
 
 from django.db import models
+from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
 from relais.core.models import WorkspaceOwned
@@ -116,6 +117,11 @@ class Conversation(WorkspaceOwned):
                 condition=~models.Q(status="resolved"),
                 name="inbox_unresolved_recent",
             ),
+            # Every status ("All") by priority: without it that list sorted every conversation.
+            models.Index(
+                fields=["workspace", "urgent_since", "-last_message_at", "-id"],
+                name="inbox_all_priority",
+            ),
             # One status (and the capped per-status counts) by priority.
             models.Index(
                 fields=["workspace", "status", "urgent_since", "-last_message_at", "-id"],
@@ -127,6 +133,28 @@ class Conversation(WorkspaceOwned):
 
     def __str__(self) -> str:
         return f"conversation #{self.pk}"
+
+
+class ConversationTag(WorkspaceOwned):
+    """One tag of one conversation: what the inbox's tag filter reads through an index.
+
+    ``Conversation.tags`` stays the list shown and sent to webhooks; ``do_set_tags`` writes both
+    in one transaction. Matching a tag inside the JSON list meant reading every conversation.
+    """
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="tag_rows"
+    )
+    tag = models.CharField(max_length=40)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "tag"], name="one_row_per_tag")
+        ]
+        indexes = [models.Index(fields=["workspace", "tag", "conversation"], name="inbox_tag")]
+
+    def __str__(self) -> str:
+        return f"{self.tag} on {self.conversation_id}"
 
 
 class Message(WorkspaceOwned):
@@ -337,6 +365,14 @@ class Viewer(WorkspaceOwned):
         return f"{self.user_id} viewing {self.conversation_id}"
 
 
+# Kept in English in ``last_error`` (a worker has no reader's language) and translated when
+# shown; the other errors there are the receiver's own words.
+KEY_CHANGED_ERROR = gettext_noop(
+    "The signing secret cannot be read (the server's secret key changed): "
+    "delete this webhook and register it again."
+)
+
+
 class WebhookEndpoint(WorkspaceOwned):
     """An outside system (a CRM) told of contact and conversation changes by signed POSTs.
 
@@ -362,6 +398,11 @@ class WebhookEndpoint(WorkspaceOwned):
     @property
     def failing(self) -> bool:
         return self.consecutive_failures > 0
+
+    @property
+    def error_message(self) -> str:
+        """``last_error`` in the reader's language when it is one of Relais's own messages."""
+        return gettext(self.last_error) if self.last_error == KEY_CHANGED_ERROR else self.last_error
 
 
 class WebhookDelivery(WorkspaceOwned):

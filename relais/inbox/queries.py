@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from django.db.models import Count, F, Max, Q, QuerySet
+from django.db import connection
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
 from django.db.models.functions import Lower
 from django.http import Http404
 
@@ -17,6 +19,7 @@ from relais.inbox.models import (
     CannedReply,
     Contact,
     Conversation,
+    ConversationTag,
     Draft,
     InboxSettings,
     Message,
@@ -73,13 +76,85 @@ def conversations(
         rows = rows.filter(team_id=chosen.team)
     if chosen.breached:
         rows = rows.filter(breached_q(clock.now()))
+    # EXISTS rather than IN or a join: the list still walks its index in order and probes
+    # each entry, so the first page stops after a few hundred probes (no DISTINCT, no sort).
     if chosen.tag:
-        rows = rows.filter(tags__icontains=f'"{chosen.tag}"')  # SQLite has no JSON contains
+        tagged = ConversationTag.objects.in_workspace(workspace_id).filter(
+            conversation=OuterRef("pk"), tag=chosen.tag.lower()
+        )
+        rows = rows.filter(Exists(tagged))
     if chosen.mentions and user is not None:
-        rows = rows.filter(notes__mentions=user).distinct()
+        mentioning = Note.objects.in_workspace(workspace_id).filter(
+            conversation=OuterRef("pk"), mentions=user
+        )
+        rows = rows.filter(Exists(mentioning))
     if chosen.sort == "priority":
         return rows.order_by(F("urgent_since").asc(nulls_last=True), "-last_message_at", "-pk")
     return rows.order_by("-last_message_at", "-pk")
+
+
+@dataclass(frozen=True, slots=True)
+class ListRow:
+    """What a row of the inbox list shows, read as plain values: building five model objects
+    per row (conversation, customer, account, assignee, team) was a fifth of a list page."""
+
+    pk: int
+    status: str
+    preview: str
+    tags: list[str]
+    message_count: int
+    last_message_at: datetime
+    urgent_since: datetime | None
+    first_response_at: datetime | None
+    first_response_due: datetime | None
+    resolution_due: datetime | None
+    customer: str
+    account: str
+    assignee: str
+    team: str
+
+
+LIST_COLUMNS = (
+    "pk",
+    "status",
+    "preview",
+    "tags",
+    "message_count",
+    "last_message_at",
+    "urgent_since",
+    "first_response_at",
+    "first_response_due",
+    "resolution_due",
+    "customer__name",
+    "customer__handle",
+    "account__handle",
+    "assignee__username",
+    "assignee__first_name",
+    "assignee__last_name",
+    "team__name",
+)
+
+
+def _list_row(values: tuple[Any, ...]) -> ListRow:
+    (pk, status, preview, tags, count, last_message_at, urgent_since, first_response_at,
+     first_response_due, resolution_due, name, handle, account, username, first, last,
+     team) = values  # fmt: skip
+    return ListRow(
+        pk=pk,
+        status=status,
+        preview=preview,
+        tags=tags,
+        message_count=count,
+        last_message_at=last_message_at,
+        urgent_since=urgent_since,
+        first_response_at=first_response_at,
+        first_response_due=first_response_due,
+        resolution_due=resolution_due,
+        customer=name or handle,
+        account=account,
+        assignee=f"{first or ''} {last or ''}".strip() or username or "",
+        team=team or "",
+    )
 
 
 @dataclass(frozen=True)
@@ -87,7 +162,7 @@ class ListPage:
     """One page of a list, without counting the whole list (a count reads every row)."""
 
     number: int
-    object_list: list[Conversation]
+    object_list: list[ListRow]
     has_next: bool
 
     @property
@@ -112,10 +187,15 @@ def page_of(rows: QuerySet[Conversation], number: str | None, size: int) -> List
 
     Sorting on ids alone, from an index that holds the list's order, reads only the page's
     entries; the rows are then fetched with their customer, account and assignee joined.
+    Deep pages use OFFSET: the ids come from an index-only scan, so skipping a thousand
+    entries costs under a millisecond (EXPLAIN ANALYZE, PostgreSQL and SQLite).
     """
     page = int(number) if number and number.isdigit() and int(number) > 0 else 1
     ids = list(rows.values_list("pk", flat=True)[(page - 1) * size : page * size + 1])
-    found = rows.order_by().in_bulk(ids[:size])
+    found = {
+        values[0]: _list_row(values)
+        for values in rows.order_by().filter(pk__in=ids[:size]).values_list(*LIST_COLUMNS)
+    }
     return ListPage(
         number=page,
         object_list=[found[pk] for pk in ids[:size] if pk in found],
@@ -246,12 +326,24 @@ def status_counts(workspace_id: int) -> dict[str, int]:
 COUNT_CAP = 1000
 
 
-def capped_status_counts(workspace_id: int) -> dict[str, int]:
+def capped_counts(workspace_id: int) -> dict[str, int]:
+    """The inbox's badges: each status, and ``breached``, counted up to ``COUNT_CAP``.
+
+    One statement of capped subqueries, each an index range read up to its LIMIT: six
+    separate counts cost six round trips, a third of the SQL time of a list page.
+    """
     rows = Conversation.objects.in_workspace(workspace_id)
-    return {
-        status: rows.filter(status=status).values("pk")[:COUNT_CAP].count()
-        for status in Status.values
-    }
+    counted = {status: rows.filter(status=status) for status in Status.values}
+    counted["breached"] = rows.filter(breached_q(clock.now()))
+    selects: list[str] = []
+    params: list[Any] = []
+    for subset in counted.values():
+        sql, subset_params = subset.values("pk")[:COUNT_CAP].query.sql_with_params()
+        selects.append(f"(SELECT COUNT(*) FROM ({sql}) AS capped)")  # noqa: S608 - compiled by Django, values are parameters
+        params.extend(subset_params)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(selects), params)
+        return dict(zip(counted, cursor.fetchone(), strict=True))
 
 
 def breached_count(workspace_id: int) -> int:
@@ -386,6 +478,11 @@ def teams(workspace_id: int) -> list[Team]:
     return list(
         Team.objects.in_workspace(workspace_id).prefetch_related("members").order_by("name")
     )
+
+
+def team_choices(workspace_id: int) -> list[Team]:
+    """Teams for a filter menu: names only, without their members."""
+    return list(Team.objects.in_workspace(workspace_id).only("pk", "name").order_by("name"))
 
 
 def rules(workspace_id: int) -> list[AssignmentRule]:

@@ -22,7 +22,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from relais.accounts.models import User
 from relais.inbox import variables
-from relais.inbox.models import Conversation
+from relais.inbox.models import Conversation, Message
 from relais.pipeline.models import Direction, Post
 
 NEIGHBOURS = 40
@@ -173,21 +173,24 @@ def stored_pairs(account_id: int, workspace_id: int) -> list[Pair]:
     return [Pair(question, answer, name) for question, answer, name in rows]
 
 
-def suggest_for(conversation: Conversation, agent: User, k: int = 3) -> list[str]:
-    """Ready-to-send suggestions for the conversation's last customer message."""
-    last = (
-        conversation.messages.filter(direction=Direction.INBOUND)
-        .select_related("post")
-        .order_by("-created_at", "-pk")
-        .first()
-    )
-    if last is None:
+def suggest_for(
+    conversation: Conversation, agent: User, k: int = 3, thread: list[Message] | None = None
+) -> list[str]:
+    """Ready-to-send suggestions for the conversation's last customer message.
+
+    ``thread``, the conversation's messages in order with their posts, saves reading them
+    again when the page has them already.
+    """
+    if thread is None:
+        thread = list(conversation.messages.select_related("post").order_by("created_at", "pk"))
+    inbound = [message for message in thread if message.direction == Direction.INBOUND]
+    if not inbound:
         return []
+    last = inbound[-1]
     own_answers = {
-        template_of(text, conversation.customer.name)
-        for text in conversation.messages.filter(direction=Direction.OUTBOUND).values_list(
-            "post__text", flat=True
-        )
+        template_of(message.post.text, conversation.customer.name)
+        for message in thread
+        if message.direction == Direction.OUTBOUND
     }
     index = account_index(conversation.account_id, conversation.workspace_id)
     values = variables.values_for(conversation, agent)

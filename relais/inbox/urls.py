@@ -46,4 +46,5 @@ urlpatterns = [
     path("inbox/settings/webhooks/update/", views.webhook_update, name="webhook_update"),
     path("inbox/settings/webhooks/retry/", views.webhook_retry, name="webhook_retry"),
     path("inbox/settings/webhooks/delete/", views.webhook_delete, name="webhook_delete"),
+    path("inbox/settings/webhooks/discard/", views.webhook_discard, name="webhook_discard"),
 ]

@@ -70,18 +70,33 @@ def _rows_context(request: WorkspaceRequest) -> dict[str, object]:
     }
 
 
+def _mark_seen(request: WorkspaceRequest) -> None:
+    """Presence for round robin, at most every ``SEEN_EVERY`` per browser session.
+
+    The session (saved on every page anyway) remembers the last heartbeat, so most page loads
+    skip the action's two statements: two round trips to PostgreSQL on a busy server.
+    """
+    key = f"inbox_seen_{request.workspace.pk}"
+    now = clock.now().timestamp()
+    if 0 <= now - request.session.get(key, 0.0) < actions.SEEN_EVERY.total_seconds():
+        return
+    actions.do_mark_seen(request.user, request.workspace.pk)
+    request.session[key] = now
+
+
 @workspace_view()
 def inbox(request: WorkspaceRequest) -> HttpResponse:
-    actions.do_mark_seen(request.user, request.workspace.pk)
+    _mark_seen(request)
     if request.session.get("inbox_query") != request.GET.urlencode():
         request.session["inbox_query"] = request.GET.urlencode()
     context = _rows_context(request)
+    counts = queries.capped_counts(request.workspace.pk)
     context.update(
         statuses=Status.choices,
-        status_counts=queries.capped_status_counts(request.workspace.pk),
+        status_counts=counts,
         count_cap=queries.COUNT_CAP,
-        breached_count=queries.breached_count(request.workspace.pk),
-        teams=queries.teams(request.workspace.pk),
+        breached_count=counts["breached"],
+        teams=queries.team_choices(request.workspace.pk),
         can_manage_inbox=role_allows(request.membership.role, Capability.MANAGE_INBOX),
     )
     return render(request, "web/inbox.html", context)
@@ -117,7 +132,7 @@ def _conversation_context(request: WorkspaceRequest, conversation_id: int) -> di
         "notes": queries.notes(found),
         "statuses": Status.choices,
         "members": queries.members(request.workspace.pk),
-        "teams": queries.teams(request.workspace.pk),
+        "teams": queries.team_choices(request.workspace.pk),
         "reply_key": uuid.uuid4().hex,
         "can_reply": role_allows(request.membership.role, Capability.REPLY),
         "can_approve": role_allows(request.membership.role, Capability.MANAGE_INBOX),
@@ -130,12 +145,16 @@ def _conversation_context(request: WorkspaceRequest, conversation_id: int) -> di
 
 @workspace_view()
 def conversation(request: WorkspaceRequest, conversation_id: int) -> HttpResponse:
-    actions.do_mark_seen(request.user, request.workspace.pk)
+    _mark_seen(request)
     context = _conversation_context(request, conversation_id)
     found: Conversation = context["conversation"]  # type: ignore[assignment]
     context["draft"] = queries.draft(found, request.user)
     if context["can_reply"]:
-        context["suggestions"] = suggest.suggest_for(found, request.user)
+        context["suggestions"] = suggest.suggest_for(
+            found,
+            request.user,
+            thread=context["thread"],  # type: ignore[arg-type]
+        )
     # Next/previous walk the list the agent last looked at, with its filters.
     inbox_query = request.session.get("inbox_query", "")
     listed = queries.conversations(
@@ -678,6 +697,15 @@ def webhook_delete(request: WorkspaceRequest) -> HttpResponse:
     endpoint = _posted(request, WebhookEndpoint, "webhook")
     return _settings_action(
         request, lambda: actions.do_delete_webhook_endpoint(request.user, endpoint)
+    )
+
+
+@workspace_view(Capability.MANAGE_ACCOUNTS)
+@require_POST
+def webhook_discard(request: WorkspaceRequest) -> HttpResponse:
+    endpoint = _posted(request, WebhookEndpoint, "webhook")
+    return _settings_action(
+        request, lambda: actions.do_discard_webhook_events(request.user, endpoint)
     )
 
 

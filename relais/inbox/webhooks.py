@@ -36,7 +36,13 @@ from relais.connectors.credentials import (
 )
 from relais.core import clock
 from relais.core.events import publish_event
-from relais.inbox.models import Contact, Conversation, WebhookDelivery, WebhookEndpoint
+from relais.inbox.models import (
+    KEY_CHANGED_ERROR,
+    Contact,
+    Conversation,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 CONVERSATION_EVENTS = (
     "conversation.created",
@@ -62,10 +68,6 @@ LEASE = timedelta(seconds=90)
 LEASE_MARGIN = timedelta(seconds=30)
 BATCH = 200
 KEEP_DELIVERED = timedelta(days=7)
-KEY_CHANGED_ERROR = (
-    "The signing secret cannot be read (the server's secret key changed): "
-    "delete this webhook and register it again."
-)
 
 
 def stable_event_id(*parts: object) -> uuid.UUID:
@@ -147,7 +149,9 @@ def queue_changes(workspace_id: int, changes: Sequence[Change]) -> None:
     """One delivery row per (change, subscribed endpoint); delivery is enqueued after commit."""
     if not changes:
         return
-    endpoints = list(WebhookEndpoint.objects.in_workspace(workspace_id).filter(active=True))
+    # Paused endpoints get their rows too: pausing holds delivery (``claim`` skips them), it
+    # does not lose what happened meanwhile. The admin may discard what waits instead.
+    endpoints = list(WebhookEndpoint.objects.in_workspace(workspace_id))
     wanted = [(c, e) for c in changes for e in endpoints if c.type in e.events]
     if not wanted:
         return

@@ -102,8 +102,11 @@ def test_admins_manage_webhooks_through_the_api(client, workspace, owner, agent,
     assert "secret" not in listed[0]
     refused = call(owner, "patch", f"/webhooks/{hook['id']}", {"events": ["nope"]})
     assert refused.status_code == 400
+    assert call(owner, "post", f"/webhooks/{hook['id']}/discard").status_code == 400  # active
     paused = call(owner, "patch", f"/webhooks/{hook['id']}", {"active": False}).json()
     assert paused["active"] is False
+    assert call(agent, "post", f"/webhooks/{hook['id']}/discard").status_code == 403
+    assert call(owner, "post", f"/webhooks/{hook['id']}/discard").json()["active"] is False
     assert call(owner, "get", f"/webhooks/{hook['id']}/deliveries").json() == []
     assert call(owner, "delete", f"/webhooks/{hook['id']}").status_code == 204
     assert call(owner, "get", f"/webhooks/{hook['id']}/deliveries").status_code == 404

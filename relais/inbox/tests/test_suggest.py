@@ -18,8 +18,7 @@ def test_on_held_out_free_threads_suggestions_beat_the_most_frequent_replies():
     quality = evaluate("free")
     assert quality.questions > 500
     assert quality.close_at_3 > quality.baseline_close_at_3
-    assert quality.hit_at_3 > 0.05
-    assert quality.p95_ms < 100
+    assert quality.hit_at_3 > 0.05  # speed is benchmarks/inbox.py's (suggest_p95_ms), not a test's
 
 
 @pytest.mark.django_db

@@ -215,3 +215,23 @@ def test_the_list_pages_without_counting_and_caps_its_badges(
     assert last.count("data-conversation=") == 1
     assert "page=2" in last  # back to the previous page
     assert "page=4" not in last
+
+
+def test_a_paused_webhook_shows_what_waits_and_the_admin_may_discard_it(
+    client, owner, workspace, brand_account, settings
+):
+    settings.RELAIS = {**settings.RELAIS, "ALLOW_PRIVATE_DESTINATIONS": True}
+    endpoint, _secret = actions.do_create_webhook_endpoint(
+        owner, workspace, "http://127.0.0.1:9/crm", ["conversation.created"]
+    )
+    actions.do_update_webhook_endpoint(owner, endpoint, active=False)
+    do_ingest_items(workspace.pk, "sandbox", [make_item("free:1", "@free panne")])
+    client.force_login(owner)
+    settings_url = reverse("care_settings", args=[workspace.slug])
+    page = client.get(settings_url).content.decode()
+    assert "1 event waiting" in page
+    assert "Discard the waiting events" in page
+    client.post(reverse("webhook_discard", args=[workspace.slug]), {"webhook": endpoint.pk})
+    page = client.get(settings_url).content.decode()
+    assert "0 events waiting" in page
+    assert "Discard the waiting events" not in page

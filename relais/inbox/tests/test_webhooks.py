@@ -7,13 +7,20 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import translation
 
 from relais.accounts.models import AuditEntry
 from relais.conftest import make_item
 from relais.core import clock
 from relais.core.errors import PermissionDeniedError, ValidationFailedError
 from relais.inbox import actions, webhooks
-from relais.inbox.models import Contact, Conversation, WebhookDelivery, WebhookEndpoint
+from relais.inbox.models import (
+    KEY_CHANGED_ERROR,
+    Contact,
+    Conversation,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from relais.inbox.tests.receiver import CrmReceiver
 from relais.pipeline.actions import do_ingest_items
 
@@ -193,16 +200,36 @@ def test_the_secret_is_stored_encrypted_and_signs_the_body(endpoint, receiver):
     assert webhooks.endpoint_secret(endpoint) == receiver.secret
 
 
-def test_a_paused_endpoint_receives_nothing_and_resumes_where_it_stopped(
+def test_a_paused_endpoint_keeps_its_events_and_sends_them_in_order_when_resumed(
     endpoint, receiver, owner, workspace, brand_account
 ):
     actions.do_update_webhook_endpoint(owner, endpoint, active=False)
     ingest(workspace, make_item("free:1", "@free panne"))
-    assert deliver(endpoint) == 0
-    assert not WebhookDelivery.objects.exists()  # nothing is kept for a paused endpoint
-    actions.do_update_webhook_endpoint(owner, endpoint, active=True, events=["conversation.tagged"])
     conversation = Conversation.objects.in_workspace(workspace.pk).get()
     actions.do_set_tags(owner, conversation, "later")
+    assert deliver(endpoint) == 0  # nothing goes out while paused
+    assert receiver.attempts == []
+    assert webhooks.due_endpoint_ids(clock.now()) == []  # the beat leaves it alone too
+    actions.do_update_webhook_endpoint(owner, endpoint, active=True)
+    assert deliver(endpoint) == 3
+    assert receiver.types() == ["contact.created", "conversation.created", "conversation.tagged"]
+
+
+@pytest.mark.usefixtures("brand_account")
+def test_an_admin_may_discard_what_a_paused_endpoint_kept(
+    endpoint, receiver, owner, agent, workspace
+):
+    ingest(workspace, make_item("free:1", "@free panne"))
+    with pytest.raises(ValidationFailedError):  # a worker may be sending them right now
+        actions.do_discard_webhook_events(owner, endpoint)
+    actions.do_update_webhook_endpoint(owner, endpoint, active=False)
+    with pytest.raises(PermissionDeniedError):
+        actions.do_discard_webhook_events(agent, endpoint)
+    assert actions.do_discard_webhook_events(owner, endpoint) == 2
+    assert AuditEntry.objects.filter(action="webhook.discarded").get().data == {"events": 2}
+    conversation = Conversation.objects.in_workspace(workspace.pk).get()
+    actions.do_set_tags(owner, conversation, "after")
+    actions.do_update_webhook_endpoint(owner, endpoint, active=True)
     assert deliver(endpoint) == 1
     assert receiver.types() == ["conversation.tagged"]
 
@@ -242,3 +269,7 @@ def test_a_secret_unreadable_after_a_key_change_shows_the_endpoint_failing(
     assert "secret key changed" in endpoint.last_error
     assert endpoint.lease_until is None
     assert receiver.attempts == []
+    with translation.override("fr"):  # stored in English, shown in the reader's language
+        assert endpoint.error_message == translation.gettext(KEY_CHANGED_ERROR)
+        endpoint.last_error = "HTTP 500"  # a receiver's own answer is shown as it came
+        assert endpoint.error_message == "HTTP 500"
