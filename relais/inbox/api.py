@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from django.http import Http404, HttpRequest
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 from ninja.pagination import LimitOffsetPagination, paginate
 
 from relais.accounts.actions import check_capability
@@ -203,8 +203,8 @@ def reply(request: HttpRequest, conversation_id: int, body: ReplyIn) -> Any:
         )
     )
     if sent.state == ReplyState.SENT and sent.post is not None:
-        return 201, sent.post
-    return 202, sent
+        return Status(201, sent.post)
+    return Status(202, sent)
 
 
 @router.post(
@@ -264,8 +264,8 @@ def list_notes(request: HttpRequest, conversation_id: int) -> Any:
 @router.post("/conversations/{conversation_id}/notes", response={201: NoteOut, **ERRORS})
 def add_note(request: HttpRequest, conversation_id: int, body: NoteIn) -> Any:
     found = _conversation(request, conversation_id)
-    return 201, run_action(
-        lambda: actions.do_add_note(request_token(request).user, found, body.text)
+    return Status(
+        201, run_action(lambda: actions.do_add_note(request_token(request).user, found, body.text))
     )
 
 
@@ -367,8 +367,11 @@ def merge_contacts(request: HttpRequest, contact_id: int, body: MergeIn) -> Any:
 @router.post("/contacts/{contact_id}/notes", response={201: NoteOut, **ERRORS})
 def add_contact_note(request: HttpRequest, contact_id: int, body: NoteIn) -> Any:
     found = queries.contact(request_token(request).workspace_id, contact_id)
-    return 201, run_action(
-        lambda: actions.do_add_contact_note(request_token(request).user, found, body.text)
+    return Status(
+        201,
+        run_action(
+            lambda: actions.do_add_contact_note(request_token(request).user, found, body.text)
+        ),
     )
 
 
@@ -453,7 +456,7 @@ def create_webhook(request: HttpRequest, body: WebhookIn) -> Any:
         )
     )
     endpoint.secret = secret  # the response carries the clear secret, once
-    return 201, endpoint
+    return Status(201, endpoint)
 
 
 @router.patch("/webhooks/{endpoint_id}", response={200: WebhookOut, **ERRORS})
@@ -485,7 +488,7 @@ def discard_webhook_events(request: HttpRequest, endpoint_id: int) -> Any:
 def delete_webhook(request: HttpRequest, endpoint_id: int) -> Any:
     endpoint = _webhook_admin(request, endpoint_id)
     run_action(lambda: actions.do_delete_webhook_endpoint(request_token(request).user, endpoint))
-    return 204, None
+    return Status(204, None)
 
 
 @router.get("/webhooks/{endpoint_id}/deliveries", response={200: list[DeliveryOut], **ERRORS})

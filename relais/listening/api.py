@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 from ninja.pagination import LimitOffsetPagination, paginate
 
 from relais.core.api import request_token, run_action
@@ -93,11 +93,14 @@ def create_query(request: HttpRequest, body: QueryIn) -> Any:
 
     def create() -> Any:
         try:
-            return 201, actions.do_create_query(
-                token.user, token.workspace, name=body.name, text=body.text, tag=body.tag
+            return Status(
+                201,
+                actions.do_create_query(
+                    token.user, token.workspace, name=body.name, text=body.text, tag=body.tag
+                ),
             )
         except actions.QueryRefusedError as error:  # answered with the position of the mistake
-            return 400, {"detail": error.message, "position": error.position}
+            return Status(400, {"detail": error.message, "position": error.position})
 
     return run_action(create)
 
