@@ -191,3 +191,8 @@ class Connector(ABC):
     def text_length(self, text: str) -> int:
         """Length as the network counts it; networks that count otherwise override this."""
         return len(text)
+
+    def boosters(self, remote_id: str) -> set[str] | None:
+        """Who reposts one of our posts now, for networks that send nothing when a repost is
+        undone (their stored reposts are compared with it); None: not known."""
+        return None
