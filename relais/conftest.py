@@ -27,6 +27,14 @@ def _eager_tasks() -> None:
     app.conf.task_always_eager = True
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _click_journals_of_this_run(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Clicks journalled by tests stay out of the data directory a real `relais run` replays."""
+    from relais.publishing import links
+
+    links.recorder.journal_dir = tmp_path_factory.mktemp("clicks")
+
+
 @pytest.fixture
 def make_user(db: None) -> Callable[..., User]:
     def make(username: str = "", **kwargs: Any) -> User:
