@@ -108,6 +108,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 
+if os.environ.get("RELAIS_BEHIND_TLS_PROXY") == "1":
+    # The proxy in front terminates HTTPS and says so; only set this when it always sets (or
+    # strips) the header, else a client could claim https itself.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
@@ -189,6 +194,13 @@ RELAIS: dict[str, Any] = {
     # one typed in the app dashboard. Without the secret every event is refused.
     "FACEBOOK_APP_SECRET": os.environ.get("RELAIS_FACEBOOK_APP_SECRET", ""),
     "FACEBOOK_VERIFY_TOKEN": os.environ.get("RELAIS_FACEBOOK_VERIFY_TOKEN", ""),
+    # Facebook Login: the deployment's Meta app (a workspace may type its own on the form), and
+    # where Meta's Graph API and login dialog are (empty: Meta's own; the version from the
+    # connector's default unless set).
+    "FACEBOOK_APP_ID": os.environ.get("RELAIS_FACEBOOK_APP_ID", ""),
+    "FACEBOOK_GRAPH_BASE": os.environ.get("RELAIS_FACEBOOK_GRAPH_BASE", ""),
+    "FACEBOOK_GRAPH_VERSION": os.environ.get("RELAIS_FACEBOOK_GRAPH_VERSION", ""),
+    "FACEBOOK_DIALOG_BASE": os.environ.get("RELAIS_FACEBOOK_DIALOG_BASE", ""),
     # A workspace's X API spending per month, in US dollars, until an admin sets its own.
     "X_MONTHLY_BUDGET_USD": float(os.environ.get("RELAIS_X_MONTHLY_BUDGET_USD", "25")),
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import timedelta
 from typing import Any
@@ -158,6 +158,19 @@ def do_store_credentials(account: ConnectedAccount, credentials: dict[str, Any])
     """Keep credentials the network renewed (no audit entry: nobody changed anything)."""
     account.credentials = encrypt_credentials(credentials)
     ConnectedAccount.objects.filter(pk=account.pk).update(credentials=account.credentials)
+
+
+def do_renew_credentials(
+    account: ConnectedAccount, renew: Callable[[dict[str, Any]], dict[str, Any]]
+) -> dict[str, Any]:
+    """Renew stored credentials with the row locked, so two processes never both refresh."""
+    with transaction.atomic():
+        row = ConnectedAccount.objects.select_for_update().only("credentials").get(pk=account.pk)
+        current = decrypt_credentials(row.credentials)
+        renewed = renew(current)
+        if renewed != current:
+            do_store_credentials(account, renewed)
+    return renewed
 
 
 def do_mark_reconnect_needed(account: ConnectedAccount, error: Exception) -> None:

@@ -130,6 +130,12 @@ class AccountContext:
     credentials: dict[str, Any] = field(default_factory=dict, repr=False)  # never logged
     # Called with the full credentials when the network issued new ones (a refreshed session).
     save_credentials: Callable[[dict[str, Any]], None] | None = field(default=None, repr=False)
+    # Runs ``renew`` on the credentials as stored now, the account locked, and stores its result:
+    # a network that rotates refresh tokens must never see an old one again (a replayed refresh
+    # token ends the whole session on atproto OAuth servers), whichever process refreshed first.
+    renew_credentials: (
+        Callable[[Callable[[dict[str, Any]], dict[str, Any]]], dict[str, Any]] | None
+    ) = field(default=None, repr=False)
 
 
 class ConnectorError(Exception):

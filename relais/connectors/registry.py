@@ -1,6 +1,7 @@
 """Network key -> connector class. A new network is one module in ``networks/`` listed here."""
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from relais.connectors.base import AccountContext, Connector
@@ -50,6 +51,11 @@ def connector_for(account: "ConnectedAccount") -> Connector:
 
         do_store_credentials(account, credentials)
 
+    def renew(change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+        from relais.connectors.actions import do_renew_credentials
+
+        return do_renew_credentials(account, change)
+
     try:
         credentials = decrypt_credentials(account.credentials)
     except UnreadableCredentialsError:
@@ -63,6 +69,7 @@ def connector_for(account: "ConnectedAccount") -> Connector:
         settings=account.settings,
         credentials=credentials,
         save_credentials=save,
+        renew_credentials=renew,
     )
     cls = connector_class(account.network)
     if getattr(cls, "metered", False):

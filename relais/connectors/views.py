@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 
 from relais.accounts.access import WorkspaceRequest, workspace_view
 from relais.accounts.roles import Capability
-from relais.connectors import queries
+from relais.connectors import atproto_oauth, queries
 from relais.connectors.actions import (
     do_connect_bluesky_account,
     do_connect_feed,
@@ -23,7 +23,11 @@ from relais.connectors.actions import (
 from relais.connectors.budget import budget_state, do_set_monthly_budget
 from relais.connectors.connect_actions import (
     do_connect_facebook_page,
+    do_finish_bluesky_oauth,
+    do_finish_facebook_login,
     do_finish_x_connection,
+    do_start_bluesky_oauth,
+    do_start_facebook_login,
     do_start_x_connection,
 )
 from relais.connectors.models import ConnectedAccount
@@ -56,6 +60,65 @@ def connect_bluesky(request: WorkspaceRequest) -> HttpResponse:
         return _render(request, handle=handle, service=service, plc=plc, status=400)
     messages.success(request, _("@%(handle)s is connected.") % {"handle": account.handle})
     return redirect("accounts", request.workspace.slug)
+
+
+PENDING_BLUESKY = "relais.pending_bluesky_connection"
+PENDING_BLUESKY_WORKSPACE = "relais.pending_bluesky_workspace"
+
+
+@workspace_view(Capability.MANAGE_ACCOUNTS)
+@require_POST
+def connect_bluesky_oauth(request: WorkspaceRequest) -> HttpResponse:
+    """Sign in with Bluesky (atproto OAuth): send the browser to the account's server."""
+    handle = request.POST.get("handle", "")
+    service = request.POST.get("service", "") or DEFAULT_SERVICE
+    plc = request.POST.get("plc", "") or DEFAULT_PLC
+    try:
+        authorize, pending = do_start_bluesky_oauth(
+            request.workspace,
+            handle,
+            actor=request.user,
+            public_url=request.build_absolute_uri("/"),
+            service=service,
+            plc=plc,
+        )
+    except RelaisError as exc:
+        messages.error(request, str(exc))
+        return _render(request, handle=handle, service=service, plc=plc, status=400)
+    request.session[PENDING_BLUESKY] = pending
+    request.session[PENDING_BLUESKY_WORKSPACE] = request.workspace.slug
+    return redirect(authorize)
+
+
+@workspace_view(Capability.MANAGE_ACCOUNTS)
+def bluesky_oauth_done(request: WorkspaceRequest) -> HttpResponse:
+    """The server sent the browser back with a code (or the admin's refusal) and its issuer."""
+    return _finish_approval(
+        request,
+        PENDING_BLUESKY,
+        lambda workspace, pending, **kwargs: do_finish_bluesky_oauth(
+            workspace, pending, issuer=request.GET.get("iss", ""), **kwargs
+        ),
+    )
+
+
+def bluesky_oauth_return(request: HttpRequest) -> HttpResponse:
+    """The one address Bluesky sends browsers back to: on to the workspace that started."""
+    slug = request.session.get(PENDING_BLUESKY_WORKSPACE)
+    if not slug:
+        return redirect("home")
+    return redirect(f"{reverse('bluesky_oauth_done', args=[slug])}?{request.GET.urlencode()}")
+
+
+def bluesky_client_metadata(request: HttpRequest) -> HttpResponse:
+    """Relais' client metadata document, at the address that is its OAuth ``client_id``."""
+    try:
+        client = atproto_oauth.client_for(request.build_absolute_uri("/"))
+    except atproto_oauth.ClientAddressError as exc:
+        raise Http404 from exc
+    if not client.client_id.startswith("https://"):
+        raise Http404  # a loopback client has no document: its client_id says it all
+    return JsonResponse(client.metadata())
 
 
 @workspace_view(Capability.MANAGE_ACCOUNTS)
@@ -153,6 +216,7 @@ def connect_x(request: WorkspaceRequest) -> HttpResponse:
             actor=request.user,
             redirect_uri=redirect_uri,
             api_address=request.POST.get("api_base", ""),
+            authorize_address=request.POST.get("authorize_url", ""),
         ),
         "x_callback",
     )
@@ -200,6 +264,37 @@ def connect_facebook(request: WorkspaceRequest) -> HttpResponse:
             % {"name": account.display_name, "network": account.network.capitalize()},
         )
     return redirect("accounts", request.workspace.slug)
+
+
+PENDING_FACEBOOK = "relais.pending_facebook_login"
+
+
+@workspace_view(Capability.MANAGE_ACCOUNTS)
+@require_POST
+def connect_facebook_login(request: WorkspaceRequest) -> HttpResponse:
+    """Facebook Login, step one: the workspace's Meta app; send the browser to Meta's dialog."""
+    return _start_approval(
+        request,
+        PENDING_FACEBOOK,
+        lambda redirect_uri: do_start_facebook_login(
+            request.workspace,
+            request.POST.get("app_id", ""),
+            request.POST.get("app_secret", ""),
+            actor=request.user,
+            redirect_uri=redirect_uri,
+            graph_base=request.POST.get("graph_base", ""),
+            graph_version=request.POST.get("graph_version", ""),
+            dialog_base=request.POST.get("dialog_base", ""),
+            with_instagram=bool(request.POST.get("with_instagram")),
+        ),
+        "facebook_callback",
+    )
+
+
+@workspace_view(Capability.MANAGE_ACCOUNTS)
+def facebook_callback(request: WorkspaceRequest) -> HttpResponse:
+    """Step two: Meta sent the browser back with a code (or the admin's refusal)."""
+    return _finish_approval(request, PENDING_FACEBOOK, do_finish_facebook_login)
 
 
 def _render(

@@ -9,6 +9,9 @@ One callback serves every Page and Instagram account of the deployment's Meta ap
 - ``POST`` is an event. Its ``X-Hub-Signature-256`` (HMAC-SHA256 of the raw body keyed by the
   app secret, ``settings.RELAIS["FACEBOOK_APP_SECRET"]``) is checked first: an unsigned or
   wrongly signed request is refused (403, logged) and not stored, since anyone can send one.
+  A workspace connected through its own Meta app (Facebook Login) gets that app's events
+  signed with that app's secret, kept with the accounts: the secrets of the accounts the body
+  names are tried after the deployment's.
   A signed event is stored as received (``WebhookEvent``) and committed before it is read, so
   nothing Meta sent is lost whatever happens next. It is then read: each entry goes to the
   connected accounts of its Page or Instagram id, whose items are accepted into the pipeline in
@@ -34,6 +37,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from relais.connectors.credentials import UnreadableCredentialsError, decrypt_credentials
 from relais.connectors.models import (
     AccountStatus,
     ConnectedAccount,
@@ -49,6 +53,7 @@ logger = logging.getLogger(__name__)
 STRANDED_AFTER = timedelta(minutes=1)  # an event still 'received' this long after was dropped
 MAX_BODY_BYTES = 1_000_000  # Meta batches up to 1,000 updates; far below this
 OBJECTS = {"page": ("facebook", "page_id"), "instagram": ("instagram", "ig_user_id")}
+MAX_SIGNING_ENTRIES = 20  # entries of a not-yet-verified body whose accounts' secrets are tried
 
 
 class RejectedEventError(ValueError):
@@ -60,6 +65,37 @@ def signature_matches(body: bytes, header: str, secret: str) -> bool:
         return False
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, header.removeprefix("sha256="))
+
+
+def signed_by_a_known_app(body: bytes, signature: str) -> bool:
+    """Signed with the deployment's app secret, or with the own app secret of an account the
+    body names (each Meta app signs its own events)."""
+    if signature_matches(body, signature, app_secret()):
+        return True
+    return any(signature_matches(body, signature, secret) for secret in _named_app_secrets(body))
+
+
+def _named_app_secrets(body: bytes) -> set[str]:
+    """App secrets kept with the accounts of the body's first entries (the body is unverified:
+    only a bounded number of look-ups)."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return set()
+    if not isinstance(payload, dict) or payload.get("object") not in OBJECTS:
+        return set()
+    entries = payload.get("entry")
+    if not isinstance(entries, list):
+        return set()
+    found = set()
+    for entry in entries[:MAX_SIGNING_ENTRIES]:
+        if not isinstance(entry, dict) or not entry.get("id"):
+            continue
+        for account in _accounts_for(str(payload["object"]), str(entry["id"])):
+            with contextlib.suppress(UnreadableCredentialsError):
+                if secret := decrypt_credentials(account.credentials).get("app_secret"):
+                    found.add(str(secret))
+    return found
 
 
 def do_store_webhook_event(network: str, body: bytes, signature: str) -> WebhookEvent:
@@ -149,16 +185,16 @@ def meta_webhook(request: HttpRequest) -> HttpResponse:
         return _verify_subscription(request)
     body = request.body
     signature = request.headers.get("X-Hub-Signature-256", "")
-    if not signature_matches(body, signature, app_secret()):
+    if len(body) > MAX_BODY_BYTES:  # before anything reads it
+        logger.warning("refused a Meta webhook of %d bytes", len(body))
+        return HttpResponse("body too large\n", status=413)
+    if not signed_by_a_known_app(body, signature):
         logger.warning(
             "refused a Meta webhook without a valid signature (%d bytes, signature %r)",
             len(body),
             signature[:80],
         )
         return HttpResponse("invalid or missing X-Hub-Signature-256\n", status=403)
-    if len(body) > MAX_BODY_BYTES:
-        logger.warning("refused a Meta webhook of %d bytes", len(body))
-        return HttpResponse("body too large\n", status=413)
     event = do_store_webhook_event("meta", body, signature)
     try:
         do_process_webhook_event(event)

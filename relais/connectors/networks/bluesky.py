@@ -4,15 +4,19 @@ Account settings: ``service`` (the brand's PDS, default https://bsky.social), ``
 (``wss://`` host serving ``com.atproto.sync.subscribeRepos``: the relay, or the PDS itself),
 ``plc`` (the DID directory), ``chat`` (the chat service the PDS forwards ``chat.bsky.*`` calls
 to; "" turns chat off). Credentials: the handle's app password, and the session the PDS issued
-for it (kept up to date through ``AccountContext.save_credentials``).
+for it (kept up to date through ``AccountContext.save_credentials``); or, for an account signed
+in through atproto OAuth (``auth`` = "oauth"), DPoP-bound tokens and the session's key, every
+call to the PDS then signed (connectors/atproto_oauth.py).
 
 When the account's server has an AppView, inbound items come from its notifications (mentions,
 replies, quotes, reposts; likes as engagements), the brand's own posts from its repository and
-private messages from the chat log. A PDS without an AppView serves none of that, so items come
-from the firehose filtered on the brand's DID: posts mentioning it, replying in its threads or
-quoting it, reposts of its posts, and its own posts (sent from elsewhere); likes are reported as
-engagements so their count is kept. The cursor says which (``source``). Text is limited to 300
-graphemes; rich-text facets carry UTF-8 byte offsets; posts may carry up to 4 images.
+private messages from the chat log; replies deeper in customers' threads, which notify nobody
+the brand is, from the threads of the customer posts delivered. A PDS without an AppView serves
+none of that, so items come from the firehose filtered on the brand's DID: posts mentioning it,
+replying in its threads or quoting it, reposts of its posts, and its own posts (sent from
+elsewhere); likes are reported as engagements so their count is kept. The cursor says which
+(``source``). Text is limited to 300 graphemes; rich-text facets carry UTF-8 byte offsets; posts
+may carry up to 4 images.
 """
 
 from __future__ import annotations
@@ -29,11 +33,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
+import httpx
 import libipld
 import regex
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
+from relais.connectors import atproto_oauth
+from relais.connectors.atproto_oauth import DpopSigner
 from relais.connectors.base import (
     AccountContext,
     Capability,
@@ -72,6 +79,10 @@ NOTIFICATION_REASONS = ("mention", "reply", "quote", "repost", "like")
 NOTIFICATION_PAGE_SIZE = 100  # the lexicon's maximum
 MAX_NOTIFICATION_PAGES = 10  # per poll; more waits in the cursor's "gap" for the next poll
 FIRST_OWN_POSTS = 25  # the brand's latest posts taken as history when reading starts
+WATCHED_THREAD_POSTS = 100  # customer posts whose new replies are looked for (the newest kept)
+GET_POSTS_BATCH = 25  # app.bsky.feed.getPosts' maximum
+THREAD_DEPTH = 6  # levels of replies read under a post whose reply count grew
+THREAD_VIEW = "app.bsky.feed.defs#threadViewPost"
 DEFAULT_CHAT = "did:web:api.bsky.chat#bsky_chat"  # the chat service a PDS forwards chat calls to
 MAX_MESSAGE_GRAPHEMES = 1000  # chat.bsky.convo.defs#messageInput
 MAX_CHAT_LOG_PAGES = 10
@@ -201,11 +212,18 @@ def xrpc_error_code(error: ConnectorError) -> str:
 
 
 class Xrpc:
-    """Calls to one XRPC host through ``HttpClient`` (timeouts, 429/5xx backoff, Retry-After)."""
+    """Calls to one XRPC host through ``HttpClient`` (timeouts, 429/5xx backoff, Retry-After).
 
-    def __init__(self, base_url: str, http: HttpClient | None = None) -> None:
+    With ``dpop`` (an OAuth session's signer), authenticated calls carry ``Authorization: DPoP``
+    and a fresh proof each; without it, the app-password session's bearer token.
+    """
+
+    def __init__(
+        self, base_url: str, http: HttpClient | None = None, *, dpop: DpopSigner | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.http = http or HttpClient(base_url=self.base_url)
+        self.dpop = dpop
 
     def query(
         self,
@@ -215,9 +233,7 @@ class Xrpc:
         token: str = "",
         headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        response = self.http.request(
-            "GET", f"/xrpc/{nsid}", params=params, headers={**_auth(token), **(headers or {})}
-        )
+        response = self._send("GET", nsid, token, headers, params=params)
         return dict(response.json())
 
     def procedure(
@@ -228,16 +244,26 @@ class Xrpc:
         token: str = "",
         headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        response = self.http.request(
-            "POST", f"/xrpc/{nsid}", json=body or {}, headers={**_auth(token), **(headers or {})}
-        )
+        response = self._send("POST", nsid, token, headers, json=body or {})
         return dict(response.json()) if response.content else {}
 
     def upload(self, nsid: str, data: bytes, mime_type: str, *, token: str) -> dict[str, Any]:
         """A procedure whose input is raw bytes (``com.atproto.repo.uploadBlob``)."""
-        headers = {**_auth(token), "Content-Type": mime_type}
-        response = self.http.request("POST", f"/xrpc/{nsid}", content=data, headers=headers)
+        response = self._send("POST", nsid, token, {"Content-Type": mime_type}, content=data)
         return dict(response.json())
+
+    def _send(
+        self, method: str, nsid: str, token: str, headers: dict[str, str] | None, **kwargs: Any
+    ) -> httpx.Response:
+        path = f"/xrpc/{nsid}"
+        if self.dpop is not None and token:
+            url = self.base_url + path
+            return self.dpop.send(
+                self.http, method, url, access_token=token, headers=headers, **kwargs
+            )
+        return self.http.request(
+            method, path, headers={**_auth(token), **(headers or {})}, **kwargs
+        )
 
 
 def _auth(token: str) -> dict[str, str]:
@@ -264,8 +290,8 @@ class Directory:
                 found = self.service.query("com.atproto.identity.resolveHandle", {"handle": handle})
                 self._dids[handle] = str(found["did"])
             except ConnectorError as exc:
-                if exc.retryable:
-                    raise
+                if exc.retryable or exc.status_code is None:
+                    raise  # not an answer about the handle (an outage, a refused address)
                 self._dids[handle] = None
         return self._dids[handle]
 
@@ -816,10 +842,15 @@ class BlueskyConnector(Connector):
     def __init__(self, account: AccountContext, *, http: HttpClient | None = None) -> None:
         super().__init__(account)
         settings = account.settings
-        self.service = Xrpc(str(settings.get("service") or DEFAULT_SERVICE), http)
+        self.credentials = dict(account.credentials)
+        service = str(settings.get("service") or DEFAULT_SERVICE).rstrip("/")
+        # An account connected through OAuth signs every call to its PDS with its DPoP key.
+        self.dpop = DpopSigner(self.credentials["dpop_key"]) if self.uses_oauth else None
+        if self.dpop is not None and http is None:
+            http = atproto_oauth.signed_http(self.dpop, public_only=False, base_url=service)
+        self.service = Xrpc(service, http, dpop=self.dpop)
         self.firehose = str(settings.get("firehose") or DEFAULT_FIREHOSE)
         self.directory = Directory(self.service, str(settings.get("plc") or DEFAULT_PLC))
-        self.credentials = dict(account.credentials)
         self._filter: BrandFilter | None = None
         self._hosts: dict[str, Xrpc] = {}
 
@@ -839,8 +870,14 @@ class BlueskyConnector(Connector):
             remote_id=self.did, handle=self.account.handle, name=self.account.handle
         )
 
+    @property
+    def uses_oauth(self) -> bool:
+        return self.credentials.get("auth") == "oauth"
+
     def create_session(self) -> dict[str, Any]:
         """Log in with the app password; a refused password means the account must reconnect."""
+        if self.uses_oauth:
+            raise CredentialsExpiredError("the Bluesky authorization ended: connect again")
         password = self.credentials.get("app_password")
         if not password:
             raise CredentialsExpiredError("no app password is stored for this account")
@@ -865,6 +902,9 @@ class BlueskyConnector(Connector):
         )
 
     def _refresh_session(self) -> None:
+        if self.dpop is not None:
+            self._refresh_oauth(self.dpop)
+            return
         refresh = str(self.credentials.get("refresh_jwt", ""))
         if not refresh:
             self.create_session()
@@ -878,6 +918,30 @@ class BlueskyConnector(Connector):
             return
         self._store_session(session)
 
+    def _refresh_oauth(self, signer: DpopSigner) -> None:
+        """Rotate the OAuth tokens; a refused refresh token means the account must reconnect.
+
+        Another process may have rotated them since this one read them: its tokens are used
+        then, since sending the old refresh token again would end the session.
+        """
+        http = atproto_oauth.signed_http(signer, public_only=False)
+        held = self.credentials.get("refresh_token")
+
+        def renew(stored: dict[str, Any]) -> dict[str, Any]:
+            if stored.get("refresh_token") != held:
+                return stored
+            return atproto_oauth.refresh(stored, http, signer)
+
+        if self.account.renew_credentials is not None:
+            self.credentials = self.account.renew_credentials(renew)
+            return
+        self.credentials = renew(self.credentials)
+        if self.account.save_credentials is not None:
+            self.account.save_credentials(dict(self.credentials))
+
+    def _access_token(self) -> str:
+        return str(self.credentials["access_token" if self.uses_oauth else "access_jwt"])
+
     def _store_session(self, session: dict[str, Any]) -> None:
         self.credentials.update(
             did=session["did"],
@@ -890,10 +954,13 @@ class BlueskyConnector(Connector):
 
     def _authed(self, call: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
         """Run an authenticated call, refreshing the session once if the server says it ended."""
-        if not self.credentials.get("access_jwt"):
+        if self.uses_oauth:
+            if atproto_oauth.expires_soon(self.credentials):
+                self._refresh_session()
+        elif not self.credentials.get("access_jwt"):
             self.create_session()
         try:
-            return call(str(self.credentials["access_jwt"]))
+            return call(self._access_token())
         except ConnectorError as exc:
             expired = isinstance(exc, CredentialsExpiredError) or (
                 xrpc_error_code(exc) in SESSION_ERRORS
@@ -901,7 +968,7 @@ class BlueskyConnector(Connector):
             if not expired:
                 raise
         self._refresh_session()
-        return call(str(self.credentials["access_jwt"]))
+        return call(self._access_token())
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -1096,10 +1163,11 @@ class BlueskyConnector(Connector):
             else:
                 following["gap"] = {"cursor": rest, **mark}
         items, engagements, skipped = self._notification_items(reversed(found))
+        replies, following["threads"] = self._read_thread_replies(state.get("threads"), items)
         own, following["own"] = self._read_own_posts(state.get("own"))
         messages, following["chat"] = self._read_chat(state.get("chat"))
         return BlueskyPage(
-            own + items + messages,
+            own + items + replies + messages,
             following,
             has_more="gap" in following,
             skipped=skipped,
@@ -1130,6 +1198,82 @@ class BlueskyConnector(Connector):
             if not batch or not page_cursor:
                 return found, None
         return found, page_cursor
+
+    def _read_thread_replies(
+        self, state: Any, delivered: list[InboundItem]
+    ) -> tuple[list[InboundItem], dict[str, int]]:
+        """Replies deeper in the threads the brand is in, which notify the brand of nothing: a
+        customer adding to their own mention, someone answering the customer under it.
+
+        Each customer post delivered is watched with its reply count; a count that grew (read
+        25 posts per call) means new replies under it, read with ``getPostThread``. Replies under
+        the brand's own posts are left to notifications (the AppView notifies ancestors' authors).
+        """
+        counts = {str(k): int(v) for k, v in state.items()} if isinstance(state, dict) else {}
+        for item in delivered:
+            if item.kind != PostKind.REPOST and item.author.remote_id != self.did:
+                counts.setdefault(item.remote_id, 0)  # whatever is under it is new
+        counts = dict(list(counts.items())[-WATCHED_THREAD_POSTS:])
+        grown = self._posts_with_new_replies(counts)
+        known = set(counts) | {item.remote_id for item in delivered}
+        items: list[InboundItem] = []
+        for uri in grown:
+            answer = self._authed_query(
+                "app.bsky.feed.getPostThread",
+                {"uri": uri, "depth": THREAD_DEPTH, "parentHeight": 0},
+            )
+            self._thread_items(answer.get("thread"), 0, counts, known, items)
+        return items, dict(list(counts.items())[-WATCHED_THREAD_POSTS:])
+
+    def _posts_with_new_replies(self, counts: dict[str, int]) -> list[str]:
+        """The watched posts whose reply count grew; deleted ones stop being watched."""
+        grown: list[str] = []
+        uris = list(counts)
+        for start in range(0, len(uris), GET_POSTS_BATCH):
+            batch = uris[start : start + GET_POSTS_BATCH]
+            answer = self._authed_query("app.bsky.feed.getPosts", {"uris": batch})
+            found = {str(post.get("uri")): post for post in answer.get("posts") or []}
+            for uri in batch:
+                if uri not in found:
+                    del counts[uri]
+                elif int(found[uri].get("replyCount") or 0) > counts[uri]:
+                    grown.append(uri)
+        return grown
+
+    def _thread_items(
+        self,
+        node: Any,
+        level: int,
+        counts: dict[str, int],
+        known: set[str],
+        items: list[InboundItem],
+    ) -> None:
+        """The customer replies of a thread view, parents first, watched from now on."""
+        if not isinstance(node, dict) or node.get("$type") != THREAD_VIEW:
+            return  # a deleted or blocked post
+        try:
+            post = node["post"]
+            uri, profile = str(post["uri"]), post["author"]
+            did, handle = str(profile["did"]), str(profile["handle"])
+            if did == self.did:
+                return  # the brand's replies, and what answers them, come as notifications
+            # The count is only settled when the replies under it were part of the answer.
+            counts[uri] = int(post.get("replyCount") or 0) if level < THREAD_DEPTH else 0
+            if uri not in known:
+                known.add(uri)
+                self.directory.remember(did, handle)
+                record = post.get("record") or {}
+                created = _parse_time(record.get("createdAt"), str(post.get("indexedAt", "")))
+                author = self.brand_filter.author(
+                    did, handle, str(profile.get("displayName") or "")
+                )
+                raw = {"uri": uri, "cid": post.get("cid"), "reason": "thread", "record": record}
+                items.append(self.brand_filter.post_item(uri, record, author, created, raw=raw))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            logger.warning("skipped a malformed thread post (%r); payload=%s", exc, node)
+            return
+        for reply in node.get("replies") or []:
+            self._thread_items(reply, level + 1, counts, known, items)
 
     def _read_own_posts(self, state: Any) -> tuple[list[InboundItem], dict[str, Any]]:
         """The brand's posts sent from elsewhere: nobody is notified of their own posts.
@@ -1170,6 +1314,9 @@ class BlueskyConnector(Connector):
                 logger.warning("skipped a malformed record (%r); payload=%s", exc, entry)
         newest = _record_key(found[0]) if found else (last or "")
         return items, {"rkey": newest}
+
+    def _authed_query(self, nsid: str, params: dict[str, Any]) -> dict[str, Any]:
+        return self._authed(lambda token: self.service.query(nsid, params, token=token))
 
     def _list_notifications(self, params: dict[str, Any]) -> dict[str, Any]:
         return self._authed(
@@ -1408,3 +1555,59 @@ class BlueskyConnector(Connector):
             skipped=skipped,
             engagements=engagements,
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# Connecting through atproto OAuth (the protocol itself is in connectors/atproto_oauth.py)
+
+
+@dataclass(frozen=True)
+class OAuthIdentity:
+    """An account as its DID document says: the DID, the handle it claims back, its PDS."""
+
+    did: str
+    handle: str
+    pds: str
+
+
+def resolve_identity(handle: str, *, service: str, plc: str) -> OAuthIdentity:
+    """Handle -> DID (through ``service``) -> DID document (through ``plc``) -> PDS.
+
+    The document must claim the handle back, or anyone could name someone else's account.
+    Addresses come from what an admin typed and from documents on the network: public only.
+    """
+    xrpc = Xrpc(service, HttpClient(base_url=service.rstrip("/"), public_only=True))
+    directory = Directory(xrpc, plc, http=HttpClient(base_url=plc.rstrip("/"), public_only=True))
+    did = directory.did_for(handle)
+    if not did:
+        raise ConnectorError(f"no Bluesky account is called {handle}")
+    if directory.handle_for(did).lower() != handle:
+        raise ConnectorError(f"the DID document of {did} does not claim the handle {handle}")
+    return OAuthIdentity(did=did, handle=handle, pds=directory.pds_for(did).rstrip("/"))
+
+
+def begin_oauth(
+    identity: OAuthIdentity, client: atproto_oauth.OAuthClient
+) -> tuple[str, atproto_oauth.PendingAuthorization]:
+    """Find the PDS's authorization server and push the request: where the browser goes."""
+    signer = DpopSigner()  # the session's key, kept with its tokens from now on
+    http = atproto_oauth.signed_http(signer, public_only=True)
+    server = atproto_oauth.discover(identity.pds, http)
+    return atproto_oauth.start(
+        client,
+        server,
+        did=identity.did,
+        handle=identity.handle,
+        pds=identity.pds,
+        http=http,
+        signer=signer,
+    )
+
+
+def finish_oauth(
+    pending: atproto_oauth.PendingAuthorization, *, code: str, issuer: str
+) -> dict[str, Any]:
+    """The credentials of an OAuth account: DPoP-bound tokens and the key they are bound to."""
+    signer = DpopSigner(pending.dpop_key)
+    http = atproto_oauth.signed_http(signer, public_only=True)
+    return atproto_oauth.exchange_code(pending, code, issuer, http, signer)

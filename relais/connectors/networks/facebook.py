@@ -10,9 +10,15 @@ Account settings: ``page_id`` (and, for Instagram, ``ig_user_id`` and ``username
 https://graph.facebook.com) and ``graph_version`` (default from
 ``settings.RELAIS["FACEBOOK_GRAPH_VERSION"]``, else ``DEFAULT_GRAPH_VERSION``): Meta retires each
 version about two years after its release, so the version is configuration, not code.
-Credentials: ``page_access_token``. A token derived from a long-lived user token does not expire,
-but it is invalidated when the admin changes password or removes the app: Graph then answers
-error 190 and the account becomes *Reconnect needed*.
+Credentials: ``page_access_token`` (and ``app_secret`` when connected through the workspace's
+own Meta app with Facebook Login). A Page token derived from a long-lived user token does not
+expire, but it is invalidated when the admin changes password or removes the app: Graph then
+answers error 190 and the account becomes *Reconnect needed*.
+
+Connecting: paste a Page token, or Facebook Login (``start_login``/``finish_login``): Meta's
+dialog at ``www.facebook.com/<version>/dialog/oauth`` (``settings.RELAIS["FACEBOOK_DIALOG_BASE"]``
+or the form's address), the code traded for a user token, that one for a long-lived one, and
+``/me/accounts`` lists the Pages the admin granted in the dialog, each with its Page token.
 
 Meta pushes new comments and messages to the app's webhook (``relais/connectors/webhooks.py``);
 polling (``fetch``) reads the same things and fills the gaps after an outage, so either path alone
@@ -25,10 +31,14 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Mapping
-from datetime import UTC, datetime
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 from django.conf import settings
@@ -61,13 +71,24 @@ from relais.connectors.payloads import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_GRAPH_BASE = "https://graph.facebook.com"
-DEFAULT_GRAPH_VERSION = "v24.0"
+DEFAULT_DIALOG_BASE = "https://www.facebook.com"
+# Facebook Login permissions: read and answer the Page and its Instagram account, list the Pages.
+LOGIN_SCOPES = (
+    "pages_show_list,pages_read_engagement,pages_manage_posts,pages_manage_engagement,"
+    "pages_manage_metadata,pages_messaging,instagram_basic,instagram_manage_comments,"
+    "instagram_manage_messages,instagram_content_publish,business_management"
+)
+PAGE_FIELDS = "id,name,category,access_token,instagram_business_account{id,username}"
+# The version whose object specs the contract tests check the requests against (the Graph API
+# version of the facebook-business SDK they read them from).
+DEFAULT_GRAPH_VERSION = "v26.0"
 PAGE_SIZE = 25  # posts or conversations per read; each carries its newest comments or messages
 NESTED_SIZE = 50
 
 # Graph's error codes (Graph API "Handling errors" guide).
 TOKEN_ERRORS = frozenset({102, 190})
-RATE_LIMIT_ERRORS = frozenset({4, 17, 32, 613, *range(80001, 80015)})
+# 9: "Application request limit reached", also Instagram's content publishing limit (2207042).
+RATE_LIMIT_ERRORS = frozenset({4, 9, 17, 32, 613, *range(80001, 80015)})
 TEMPORARY_ERRORS = frozenset({1, 2})
 PERMISSION_ERRORS = frozenset({3, 10, *range(200, 300)})
 
@@ -85,8 +106,20 @@ IG_MEDIA_FIELDS = (
 )
 
 
+# Instagram content publishing (Graph API "Content Publishing" guide and IG User reference).
+CAPTION_LIMIT = 2200  # characters of a caption
+CAPTION_HASHTAGS = 30
+CAPTION_MENTIONS = 20
+DEFAULT_PUBLISHING_QUOTA = 25  # API-published posts per 24 hours, when Meta's answer omits it
+CONTAINER_CHECKS = 6  # an image container is usually ready at once; videos take minutes
+CONTAINER_CHECK_SECONDS = 5.0
+PUBLISH_RETRY_WINDOW = timedelta(hours=1)  # how far back a retry looks for its own post
+HASHTAG = re.compile(r"(?<![\w#])#\w+")
+MENTION = re.compile(r"(?<![\w@])@[\w.]+")
+
+
 def graph_address(account_settings: Mapping[str, Any] | None = None) -> str:
-    """``https://graph.facebook.com/v24.0``: the account's choice, else the deployment's."""
+    """``https://graph.facebook.com/v26.0``: the account's choice, else the deployment's."""
     own = account_settings or {}
     base = own.get("graph_base") or settings.RELAIS.get("FACEBOOK_GRAPH_BASE") or DEFAULT_GRAPH_BASE
     version = (
@@ -99,6 +132,15 @@ def graph_address(account_settings: Mapping[str, Any] | None = None) -> str:
 
 def app_secret() -> str:
     return str(settings.RELAIS.get("FACEBOOK_APP_SECRET") or "")
+
+
+def app_id() -> str:
+    return str(settings.RELAIS.get("FACEBOOK_APP_ID") or "")
+
+
+def dialog_base() -> str:
+    """Where Meta's login dialog lives (configuration, so tests point it at a local server)."""
+    return str(settings.RELAIS.get("FACEBOOK_DIALOG_BASE") or DEFAULT_DIALOG_BASE).rstrip("/")
 
 
 def appsecret_proof(token: str, secret: str) -> str:
@@ -173,6 +215,71 @@ def _json_object(response: httpx.Response) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Connecting with Facebook Login (the workspace's own Meta app)
+
+
+@dataclass(frozen=True)
+class PendingLogin:
+    """Kept (encrypted) in the admin's session between Meta's dialog and the way back."""
+
+    app_id: str
+    app_secret: str
+    redirect_uri: str
+    state: str
+    graph: str  # the versioned Graph address: https://graph.facebook.com/v26.0
+
+
+def start_login(
+    app: str, secret: str, *, redirect_uri: str, graph: str, dialog: str = ""
+) -> tuple[str, PendingLogin]:
+    """Meta's login dialog address for this app, and what to keep until the browser returns."""
+    version = graph.rstrip("/").rsplit("/", 1)[-1]
+    pending = PendingLogin(
+        app_id=app.strip(),
+        app_secret=secret.strip(),
+        redirect_uri=redirect_uri,
+        state=secrets.token_urlsafe(24),
+        graph=graph.rstrip("/"),
+    )
+    query = urlencode(
+        {
+            "client_id": pending.app_id,
+            "redirect_uri": redirect_uri,
+            "state": pending.state,
+            "scope": LOGIN_SCOPES,
+            "response_type": "code",
+        }
+    )
+    return f"{(dialog or dialog_base()).rstrip('/')}/{version}/dialog/oauth?{query}", pending
+
+
+def finish_login(
+    pending: PendingLogin, code: str, *, http: HttpClient | None = None
+) -> list[dict[str, Any]]:
+    """Trade the code for a user token, then a long-lived one, and list the Pages it manages
+    (``/me/accounts``: each with its own Page token and linked Instagram account)."""
+    client = http or GraphHttpClient(base_url=pending.graph)
+    app = {"client_id": pending.app_id, "client_secret": pending.app_secret}
+    short = _token(client, {**app, "redirect_uri": pending.redirect_uri, "code": code.strip()})
+    exchange = {**app, "grant_type": "fb_exchange_token", "fb_exchange_token": short}
+    user_token = _token(client, exchange)
+    params = {"fields": PAGE_FIELDS, "limit": "100"}
+    if pending.app_secret:
+        params["appsecret_proof"] = appsecret_proof(user_token, pending.app_secret)
+    headers = {"Authorization": f"Bearer {user_token}"}
+    body = _json_object(client.request("GET", "/me/accounts", params=params, headers=headers))
+    return [p for p in body.get("data") or [] if isinstance(p, dict) and p.get("access_token")]
+
+
+def _token(client: HttpClient, params: dict[str, str]) -> str:
+    """``GET /oauth/access_token``: Meta's token endpoint (a code or a token to exchange)."""
+    data = _json_object(client.request("GET", "/oauth/access_token", params=params))
+    if not data.get("access_token"):
+        raise CredentialsExpiredError("Meta issued no access token")
+    return str(data["access_token"])
+
+
+# ---------------------------------------------------------------------------------------------
 # Payloads
 
 
@@ -216,15 +323,24 @@ class GraphConnector(Connector):
         self.http = http or GraphHttpClient(base_url=self.address)
         self.page_id = str(account.settings.get("page_id") or "")
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    def _call(self, method: str, path: str, *, once: bool = False, **kwargs: Any) -> dict[str, Any]:
+        """One Graph call; ``once`` sends it without the client's retries (a write whose
+        timeout may hide a success is looked up by the caller instead of being sent again)."""
         token = str(self.account.credentials.get("page_access_token") or "")
         if not token:
             raise CredentialsExpiredError(f"no Page access token for {self.account.handle}")
         params = dict(kwargs.pop("params", {}) or {})
-        if secret := app_secret():
+        # A workspace connected through its own Meta app proves calls with that app's secret.
+        if secret := str(self.account.credentials.get("app_secret") or "") or app_secret():
             params["appsecret_proof"] = appsecret_proof(token, secret)
         headers = {"Authorization": f"Bearer {token}"}
-        response = self.http.request(method, path, params=params, headers=headers, **kwargs)
+        attempts = self.http.max_attempts
+        if once:
+            self.http.max_attempts = 1
+        try:
+            response = self.http.request(method, path, params=params, headers=headers, **kwargs)
+        finally:
+            self.http.max_attempts = attempts
         return _json_object(response)
 
     def _pages(self, path: str, params: dict[str, str], *, pages: int = 1) -> list[dict[str, Any]]:
@@ -489,17 +605,25 @@ class InstagramConnector(GraphConnector):
     key: ClassVar[str] = "instagram"
     display_name: ClassVar[str] = "Instagram"
     platform: ClassVar[str] = "instagram"
-    # Publishing needs an image or a video at a public address (a media container): text alone
-    # cannot be published on Instagram, so PUBLISH is not declared.
+    # Publishing needs an image at a public address Meta fetches (``publish_image``): text alone
+    # cannot be published on Instagram, and the composer's images are not served publicly yet,
+    # so PUBLISH is not declared.
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.INBOX, Capability.REPLY, Capability.PRIVATE_MESSAGES, Capability.METRICS}
     )
     # A comment holds up to 2,200 characters; a Direct message 1,000.
     limits: ClassVar[Limits] = Limits(max_text_length=1000)
 
-    def __init__(self, account: AccountContext, *, http: HttpClient | None = None) -> None:
+    def __init__(
+        self,
+        account: AccountContext,
+        *,
+        http: HttpClient | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         super().__init__(account, http=http)
         self.ig_user_id = str(account.settings.get("ig_user_id") or "")
+        self.sleep = sleep
 
     def own_author(self) -> InboundAuthor:
         handle = self.account.handle.lower()
@@ -598,3 +722,111 @@ class InstagramConnector(GraphConnector):
         )
         counts = {"likes": data.get("like_count"), "replies": data.get("comments_count")}
         return {name: int(value) for name, value in counts.items() if isinstance(value, int)}
+
+    # -- content publishing: container, status, publish ------------------------------------
+
+    def publish_image(self, image_url: str, caption: str, *, idempotency_key: str) -> PublishedRef:
+        """Publish one image (JPEG at a public address Meta fetches) with its caption.
+
+        Meta keeps no idempotency key, so the account's recent media are searched for the same
+        caption first: a retry after a timeout finds the post the first attempt made. The
+        publishing limit (API-published posts per 24 hours) is checked before a container is
+        made, and the publish itself is sent once, its timeout answered by a look-up.
+        """
+        check_caption(caption)
+        if urlsplit(image_url).scheme not in {"http", "https"}:
+            raise ConnectorError("Instagram needs the image at a public http(s) address")
+        if existing := self._recent_media_with(caption):
+            logger.info(
+                "publish %s already on Instagram as %s", idempotency_key, existing.remote_id
+            )
+            return existing
+        self._check_publishing_quota()
+        form = {"image_url": image_url, "caption": caption}
+        container = str(required(self._call("POST", f"/{self.ig_user_id}/media", data=form), "id"))
+        self._wait_until_ready(container)
+        return self._publish_container(container, caption, idempotency_key)
+
+    def publishing_quota(self) -> tuple[int, int]:
+        """API-published posts of the last 24 hours, and how many Meta allows."""
+        body = self._call(
+            "GET",
+            f"/{self.ig_user_id}/content_publishing_limit",
+            params={"fields": "quota_usage,config"},
+        )
+        rows = [row for row in body.get("data") or [] if isinstance(row, dict)]
+        usage = rows[0].get("quota_usage") if rows else 0
+        total = ((rows[0].get("config") or {}) if rows else {}).get("quota_total")
+        return int(usage or 0), int(total or DEFAULT_PUBLISHING_QUOTA)
+
+    def _check_publishing_quota(self) -> None:
+        usage, total = self.publishing_quota()
+        if usage >= total:
+            raise RateLimitedError(
+                f"@{self.account.handle} published {usage} posts through the API in 24 hours, "
+                f"Instagram's limit ({total}): try again later"
+            )
+
+    def _wait_until_ready(self, container: str) -> None:
+        """Poll the container until Meta has fetched and checked the image (``FINISHED``)."""
+        for check in range(CONTAINER_CHECKS):
+            code, status = self._container_state(container)
+            if code in {"FINISHED", "PUBLISHED"}:
+                return
+            if code in {"ERROR", "EXPIRED"}:
+                raise ConnectorError(f"Instagram could not use the image ({code}): {status}")
+            if check < CONTAINER_CHECKS - 1:
+                self.sleep(CONTAINER_CHECK_SECONDS)
+        raise TransientNetworkError(f"Instagram is still preparing container {container}")
+
+    def _container_state(self, container: str) -> tuple[str, str]:
+        data = self._call(
+            "GET", f"/{quote(container, safe='')}", params={"fields": "status_code,status"}
+        )
+        return str(data.get("status_code") or ""), str(data.get("status") or "")
+
+    def _publish_container(self, container: str, caption: str, key: str) -> PublishedRef:
+        path = f"/{self.ig_user_id}/media_publish"
+        try:
+            data = self._call("POST", path, data={"creation_id": container}, once=True)
+        except RateLimitedError:
+            raise
+        except TransientNetworkError as exc:
+            if existing := self._recent_media_with(caption):
+                logger.info("publish %s went through as %s", key, existing.remote_id)
+                return existing
+            if self._container_state(container)[0] == "PUBLISHED":
+                # Published, but not listed yet: the next attempt finds it by its caption.
+                message = f"container {container} published, not listed yet"
+                raise TransientNetworkError(message) from exc
+            logger.info("publish %s failed (%s); trying once more", key, exc)
+            data = self._call("POST", path, data={"creation_id": container}, once=True)
+        media_id = str(required(data, "id"))
+        return PublishedRef(remote_id=media_id, created_at=datetime.now(UTC))
+
+    def _recent_media_with(self, caption: str) -> PublishedRef | None:
+        """The account's media of the last hour carrying exactly this caption, if any."""
+        params = {"fields": "id,caption,timestamp,permalink", "limit": "10"}
+        body = self._call("GET", f"/{self.ig_user_id}/media", params=params)
+        oldest = datetime.now(UTC) - PUBLISH_RETRY_WINDOW
+        for media in body.get("data") or []:
+            if not isinstance(media, dict) or media.get("caption") != caption:
+                continue
+            created = parse_time(media.get("timestamp"))
+            if created >= oldest:
+                return PublishedRef(
+                    remote_id=str(media["id"]), created_at=created, url=media.get("permalink") or ""
+                )
+        return None
+
+
+def check_caption(caption: str) -> None:
+    """Instagram's caption limits: 2,200 characters, 30 hashtags, 20 @mentions."""
+    if len(caption) > CAPTION_LIMIT:
+        raise ConnectorError(
+            f"an Instagram caption holds at most {CAPTION_LIMIT} characters ({len(caption)})"
+        )
+    if len(HASHTAG.findall(caption)) > CAPTION_HASHTAGS:
+        raise ConnectorError(f"an Instagram caption holds at most {CAPTION_HASHTAGS} hashtags")
+    if len(MENTION.findall(caption)) > CAPTION_MENTIONS:
+        raise ConnectorError(f"an Instagram caption holds at most {CAPTION_MENTIONS} @mentions")

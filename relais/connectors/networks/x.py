@@ -74,12 +74,14 @@ PAGE_SIZE = 100  # the documented maximum of max_results for mentions and DM eve
 REFRESH_MARGIN = 120  # seconds before expiry when the token is refreshed
 RETRY_WINDOW = timedelta(minutes=15)  # how far back a failed create looks for its first attempt
 
-TWEET_FIELDS = (
-    "id,text,author_id,created_at,conversation_id,in_reply_to_user_id,"
-    "referenced_tweets,entities,lang,public_metrics"
-)
+# Requests use the vocabulary of X's published OpenAPI document ("post": ``post.fields``,
+# ``referenced_posts``), which its official SDK sends; the API also still answers the older "tweet"
+# vocabulary of docs.x.com, so answers are read in both (see ``_references``, ``_included_posts``).
+# In the published vocabulary the author and the referenced posts are expansions, not fields.
+POST_FIELDS = "id,text,created_at,conversation_id,entities,lang,public_metrics"
+POST_EXPANSIONS = "author_id,referenced_posts"
 USER_FIELDS = "id,name,username,public_metrics"
-DM_FIELDS = "id,text,event_type,created_at,sender_id,dm_conversation_id,participant_ids"
+DM_FIELDS = "id,text,event_type,created_at,dm_conversation_id"
 
 # Micro-dollars (millionths of a US dollar) per unit, from https://docs.x.com/x-api/getting-started/pricing
 # read on 2026-11-26: reads are charged per resource returned, writes per request.
@@ -240,9 +242,17 @@ class PendingAuthorization:
 
 
 def start_authorization(
-    client_id: str, client_secret: str, *, redirect_uri: str, api_base: str = DEFAULT_API_BASE
+    client_id: str,
+    client_secret: str,
+    *,
+    redirect_uri: str,
+    api_base: str = DEFAULT_API_BASE,
+    authorize_url: str = "",
 ) -> tuple[str, PendingAuthorization]:
-    """Where to send the admin's browser to approve access, and what to keep until it returns."""
+    """Where to send the admin's browser to approve access, and what to keep until it returns.
+
+    ``authorize_url``: X's approval page (default ``settings.RELAIS["X_AUTHORIZE_URL"]``, else
+    x.com's), configuration like the API address so a test can play it on 127.0.0.1."""
     verifier = secrets.token_urlsafe(64)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
     pending = PendingAuthorization(
@@ -264,7 +274,9 @@ def start_authorization(
             "code_challenge_method": "S256",
         }
     )
-    authorize = str(settings.RELAIS.get("X_AUTHORIZE_URL") or DEFAULT_AUTHORIZE_URL)
+    authorize = authorize_url or str(
+        settings.RELAIS.get("X_AUTHORIZE_URL") or DEFAULT_AUTHORIZE_URL
+    )
     return f"{authorize}?{query}", pending
 
 
@@ -314,7 +326,7 @@ def _token_request(
 
 def _metrics(tweet: dict[str, Any]) -> dict[str, int]:
     public = tweet.get("public_metrics") or {}
-    # X's current OpenAPI document says repost_count; older answers said retweet_count.
+    # X's published OpenAPI document says repost_count; older answers said retweet_count.
     names = {
         "like_count": "likes",
         "retweet_count": "reposts",
@@ -325,6 +337,17 @@ def _metrics(tweet: dict[str, Any]) -> dict[str, int]:
     return {
         name: int(public[key]) for key, name in names.items() if isinstance(public.get(key), int)
     }
+
+
+def _references(post: dict[str, Any]) -> list[dict[str, Any]]:
+    """``referenced_posts`` (published vocabulary), else ``referenced_tweets`` (older answers)."""
+    references = post.get("referenced_posts") or post.get("referenced_tweets") or []
+    return [r for r in references if isinstance(r, dict)]
+
+
+def _included_posts(body: dict[str, Any]) -> list[Any]:
+    includes = body.get("includes") or {}
+    return list(includes.get("posts") or includes.get("tweets") or [])
 
 
 @dataclass(frozen=True)
@@ -518,8 +541,8 @@ class XConnector(Connector):
         while len(read) < limit:
             params = {
                 "max_results": str(max(5, min(PAGE_SIZE, limit - len(read)))),
-                "tweet.fields": TWEET_FIELDS,
-                "expansions": "author_id,referenced_tweets.id",
+                "post.fields": POST_FIELDS,
+                "expansions": POST_EXPANSIONS,
                 "user.fields": USER_FIELDS,
             }
             if since:
@@ -533,10 +556,9 @@ class XConnector(Connector):
                 self._call("GET", f"/2/users/{self.user_id()}/mentions", params=params)
             )
             page = [t for t in body.get("data") or [] if isinstance(t, dict)]
-            includes = body.get("includes") or {}
             self._charge_read(
-                posts_read=len(page) + len(includes.get("tweets") or []),
-                users_read=len(includes.get("users") or []),
+                posts_read=len(page) + len(_included_posts(body)),
+                users_read=len((body.get("includes") or {}).get("users") or []),
             )
             meta = body.get("meta") or {}
             if page and not newest:
@@ -622,11 +644,7 @@ class XConnector(Connector):
 
     def tweet_item(self, tweet: dict[str, Any], expansions: Expansions) -> InboundItem:
         tweet_id = str(required(tweet, "id"))
-        references = {
-            str(ref.get("type")): str(ref.get("id"))
-            for ref in tweet.get("referenced_tweets") or []
-            if isinstance(ref, dict)
-        }
+        references = {str(ref.get("type")): str(ref.get("id")) for ref in _references(tweet)}
         in_reply_to = references.get("replied_to")
         if in_reply_to:
             kind = PostKind.REPLY
@@ -710,7 +728,7 @@ class XConnector(Connector):
     def metrics(self, remote_id: str) -> dict[str, int]:
         """Likes, reposts, replies and quotes of one post, as counted now."""
         self._require_meter().ensure_open()
-        params = {"tweet.fields": "public_metrics"}
+        params = {"post.fields": "public_metrics"}
         response = self._call("GET", f"/2/tweets/{quote(remote_id, safe='')}", params=params)
         self._charge_read(posts_read=1)
         return _metrics(required(_json_object(response), "data"))
@@ -747,18 +765,16 @@ class XConnector(Connector):
         params = {
             "max_results": "5",
             "start_time": start,
-            "tweet.fields": "id,text,created_at,referenced_tweets",
+            "post.fields": "id,text,created_at",
+            "expansions": "referenced_posts",
         }
         response = self._call("GET", f"/2/users/{self.user_id()}/tweets", params=params)
-        tweets = [t for t in _json_object(response).get("data") or [] if isinstance(t, dict)]
-        self._charge_read(posts_read=len(tweets))
+        answer = _json_object(response)
+        tweets = [t for t in answer.get("data") or [] if isinstance(t, dict)]
+        self._charge_read(posts_read=len(tweets) + len(_included_posts(answer)))
         wanted_parent = (body.get("reply") or {}).get("in_reply_to_tweet_id")
         for tweet in tweets:
-            parents = [
-                r.get("id")
-                for r in tweet.get("referenced_tweets") or []
-                if isinstance(r, dict) and r.get("type") == "replied_to"
-            ]
+            parents = [r.get("id") for r in _references(tweet) if r.get("type") == "replied_to"]
             same_text = _comparable(str(tweet.get("text") or "")) == _comparable(body["text"])
             if same_text and (parents[:1] or [None])[0] == wanted_parent:
                 return PublishedRef(

@@ -500,6 +500,15 @@ def _notification(reason: str, rkey: str, indexed_at: str) -> dict[str, Any]:
     }
 
 
+def _no_new_replies(*polls: list[dict[str, Any]]) -> list[tuple[int, dict]]:
+    """``getPosts`` answers saying nobody replied under the posts watched at each poll."""
+    answers = []
+    for notifications in polls:
+        posts = [{**n, "replyCount": 0} for n in notifications]
+        answers.append((200, {"posts": posts}))
+    return answers
+
+
 def _without_chat(connector: BlueskyConnector) -> None:
     connector.account = AccountContext(
         workspace_id=1, handle="brand.test", settings={"service": "http://pds.test", "chat": ""}
@@ -518,6 +527,7 @@ def test_notifications_at_the_same_instant_as_the_mark_are_delivered_once(
         {
             "listNotifications": [(200, {"notifications": first}), (200, {"notifications": later})],
             "listRecords": [(200, {"records": []}), (200, {"records": []})],
+            "getPosts": _no_new_replies(first, later),
         },
     )
     _without_chat(connector)
@@ -542,6 +552,7 @@ def test_a_malformed_notification_is_logged_and_skipped(
         {
             "listNotifications": [(200, {"notifications": [broken, fine]})],
             "listRecords": [(200, {"records": []})],
+            "getPosts": _no_new_replies([fine]),
         },
     )
     _without_chat(connector)
@@ -553,6 +564,83 @@ def test_a_malformed_notification_is_logged_and_skipped(
     assert page.skipped == 1
     assert "skipped a malformed notification" in caplog.text
     assert page.cursor["since"] == "2026-01-01T10:00:01.000Z"  # it is not read again
+
+
+def _thread_node(uri: str, did: str, text: str, reply_count: int, *replies: dict) -> dict:
+    """A post of a thread view; its replies name it as parent (and root: unused here)."""
+    record = {"$type": "app.bsky.feed.post", "text": text, "createdAt": "2026-01-01T11:00:00Z"}
+    for reply in replies:
+        if "post" in reply:
+            ref = {"uri": uri, "cid": "bafyreib2rxk3rh6kzwq"}
+            reply["post"]["record"]["reply"] = {"root": ref, "parent": ref}
+    return {
+        "$type": "app.bsky.feed.defs#threadViewPost",
+        "post": {
+            "uri": uri,
+            "cid": "bafyreib2rxk3rh6kzwq",
+            "author": {"did": did, "handle": did.rsplit(":", 1)[-1] + ".test"},
+            "record": record,
+            "replyCount": reply_count,
+            "indexedAt": "2026-01-01T11:00:00.000Z",
+        },
+        "replies": list(replies),
+    }
+
+
+def test_new_replies_under_watched_customer_posts_are_read_from_their_thread(
+    recorded: dict[str, Any],
+) -> None:
+    brand = recorded["dids"]["brand"]
+    mention, gone = (
+        "at://did:plc:ann/app.bsky.feed.post/m1",
+        "at://did:plc:ann/app.bsky.feed.post/g1",
+    )
+    follow_up, answer = (
+        "at://did:plc:ann/app.bsky.feed.post/f1",
+        "at://did:plc:bob/app.bsky.feed.post/a1",
+    )
+    thread = _thread_node(
+        mention,
+        "did:plc:ann",
+        "my parcel is lost",
+        3,
+        _thread_node(
+            follow_up,
+            "did:plc:ann",
+            "order 4412",
+            1,
+            _thread_node(answer, "did:plc:bob", "same", 0),
+        ),
+        # The brand's answer and what is under it are the notifications' business.
+        _thread_node(
+            f"at://{brand}/app.bsky.feed.post/b1",
+            brand,
+            "sorry!",
+            1,
+            _thread_node("at://did:plc:ann/app.bsky.feed.post/t1", "did:plc:ann", "thanks", 0),
+        ),
+        {"$type": "app.bsky.feed.defs#notFoundPost", "uri": "at://did:plc:x/p/1", "notFound": True},
+    )
+    connector = _connector(
+        recorded,
+        {
+            "listNotifications": [(200, {"notifications": []})],
+            "listRecords": [(200, {"records": []})],
+            # The mention gained replies; the other watched post was deleted.
+            "getPosts": [(200, {"posts": [{"uri": mention, "replyCount": 3}]})],
+            "getPostThread": [(200, {"thread": thread})],
+        },
+    )
+    _without_chat(connector)
+
+    page = connector.fetch_notifications(
+        {"source": "notifications", "since": "", "threads": {mention: 1, gone: 0}}
+    )
+
+    assert [item.remote_id for item in page.items] == [follow_up, answer]  # parents first
+    assert page.items[1].in_reply_to == follow_up
+    assert page.cursor["threads"] == {mention: 3, follow_up: 1, answer: 0}
+    assert connector.calls.count("getPostThread") == 1  # type: ignore[attr-defined]
 
 
 def test_a_repost_names_the_repost_it_was_seen_through(recorded: dict[str, Any]) -> None:

@@ -207,6 +207,48 @@ def test_a_burst_larger_than_one_poll_is_read_over_several_polls_without_loss_or
     assert "gap" not in final.cursor
 
 
+def test_replies_deeper_in_a_customers_thread_join_its_conversation(
+    network: bluesky_testbed.DevNetwork, brand: ConnectedAccount, brand_person: Person
+) -> None:
+    customer = Person(network, unique("thread"))
+    neighbour = Person(network, unique("neighbour"))
+    assert do_poll_bluesky_account(brand.pk).accepted == 0
+    mention = customer.post(f"@{brand.handle} my parcel is lost")
+    wait_for(brand_person.notifications)
+    assert do_poll_bluesky_account(brand.pk).accepted == 1
+
+    # Neither reply names the brand nor answers one of its posts: the AppView notifies it of
+    # nothing, yet both belong to the customer's conversation.
+    root = {"uri": mention["uri"], "cid": mention["cid"]}
+    follow_up = customer.post("It was order 4412", reply={"root": root, "parent": root})
+    parent = {"uri": follow_up["uri"], "cid": follow_up["cid"]}
+    answer = neighbour.post("Same here since Monday", reply={"root": root, "parent": parent})
+
+    def thread_indexed() -> bool:
+        thread = customer.xrpc.query(
+            "app.bsky.feed.getPostThread",
+            {"uri": mention["uri"], "depth": 5},
+            token=customer.session["accessJwt"],
+        )["thread"]
+        replies = thread.get("replies") or []
+        return bool(replies and replies[0].get("replies"))
+
+    wait_for(thread_indexed)
+    assert len(brand_person.notifications()) == 1
+
+    assert do_poll_bluesky_account(brand.pk).accepted == 2
+    conversation = Conversation.objects.get(account=brand, thread_key=mention["uri"])
+    in_conversation = set(conversation.messages.values_list("post__remote_id", flat=True))
+    assert in_conversation == {mention["uri"], follow_up["uri"], answer["uri"]}
+    assert Post.objects.get(remote_id=answer["uri"]).in_reply_to_remote_id == follow_up["uri"]
+    assert do_poll_bluesky_account(brand.pk).accepted == 0  # nothing new, nothing again
+
+    # A later reply under a watched post is found once the AppView has counted it.
+    later = customer.post("Found it, thanks", reply={"root": root, "parent": parent})
+    wait_for(lambda: do_poll_bluesky_account(brand.pk).accepted == 1)
+    assert conversation.messages.filter(post__remote_id=later["uri"]).exists()
+
+
 # -- private messages ---------------------------------------------------------------------------
 # Bluesky's chat service is not open source and the dev network has none: the real PDS forwards
 # chat calls to a local service that checks each one against the lexicons of the installed

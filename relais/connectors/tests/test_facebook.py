@@ -18,25 +18,37 @@ import hmac
 import json
 import logging
 import os
-import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from django.urls import reverse
+from facebook_business.adobjects.contentpublishinglimitresponse import (
+    ContentPublishingLimitResponse,
+)
+from facebook_business.adobjects.igmedia import IGMedia
+from facebook_business.adobjects.iguser import IGUser
+from facebook_business.adobjects.page import Page
+from facebook_business.adobjects.pagepost import PagePost
+from facebook_business.adobjects.shadowigmediabuilder import ShadowIGMediaBuilder
+from facebook_business.adobjects.unifiedthread import UnifiedThread
 
 from relais.accounts.models import User, Workspace
 from relais.connectors.actions import do_poll_account
 from relais.connectors.base import (
     AccountContext,
+    ConnectorError,
     OutboundPost,
     PostKind,
     RateLimitedError,
+    TransientNetworkError,
     UnsupportedError,
 )
 from relais.connectors.connect_actions import do_connect_facebook_page
+from relais.connectors.credentials import decrypt_credentials
 from relais.connectors.models import (
     AccountStatus,
     ConnectedAccount,
@@ -44,6 +56,7 @@ from relais.connectors.models import (
     WebhookEventStatus,
 )
 from relais.connectors.networks.facebook import (
+    DEFAULT_GRAPH_VERSION,
     FacebookPageConnector,
     GraphHttpClient,
     InstagramConnector,
@@ -51,6 +64,7 @@ from relais.connectors.networks.facebook import (
     graph_address,
     parse_time,
 )
+from relais.connectors.networks.facebook import start_login as facebook_start_login
 from relais.connectors.registry import connector_for
 from relais.connectors.tests.contract_server import (
     Answer,
@@ -60,6 +74,14 @@ from relais.connectors.tests.contract_server import (
     in_range,
     no_body,
     only_params,
+)
+from relais.connectors.tests.graph_published_spec import (
+    GRAPH_VERSION,
+    Shape,
+    edge_or_object_problems,
+    field_problems,
+    form_problems,
+    object_problems,
 )
 from relais.connectors.webhooks import do_process_pending_webhook_events
 from relais.core import clock
@@ -72,7 +94,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "facebook"
 TOKEN = "EAAGm0PX4ZCpsBO7ZBqZC1xZAGZCZBdZAZCpZBZAwZDZD-page-token-of-boulangerie-acme"
 APP_SECRET = "4f2c1a9e8b7d6c5e4f3a2b1c0d9e8f7a"
 VERIFY_TOKEN = "relais-meta-subscription-7d1c"
-VERSION = "v24.0"
+VERSION = "v26.0"
 
 
 def fixture(name: str) -> Any:
@@ -84,107 +106,48 @@ PAGE_ID = PAGE["id"]
 IG_ID = PAGE["instagram_business_account"]["id"]
 
 
-# -- the documented contract (Graph API reference) ----------------------------------------------
+# -- the published contract (Meta's Graph object specs, through facebook-business) -------------
 
-MODIFIERS = {"filter", "order", "limit", "summary", "since", "until"}
-FIELDS: dict[str, set[str]] = {
-    "page": {
-        "id", "name", "category", "username", "link", "about", "fan_count", "followers_count",
-        "instagram_business_account", "access_token", "picture", "verification_status",
-    },
-    "ig_user": {"id", "username", "name", "profile_picture_url", "followers_count"},
-    "page_post": {
-        "id", "message", "created_time", "updated_time", "from", "permalink_url", "comments",
-        "reactions", "shares", "attachments", "story", "full_picture", "status_type",
-        "is_published", "message_tags", "place", "privacy",
-    },
-    "comment": {
-        "id", "message", "created_time", "from", "parent", "like_count", "comment_count",
-        "attachment", "can_comment", "is_hidden", "permalink_url", "message_tags", "object",
-    },
-    "conversation": {
-        "id", "updated_time", "messages", "participants", "link", "message_count",
-        "unread_count", "snippet", "can_reply", "senders", "name",
-    },
-    "message": {
-        "id", "message", "created_time", "from", "to", "attachments", "tags", "sticker", "shares",
-    },
-    "ig_media": {
-        "id", "caption", "timestamp", "username", "permalink", "like_count", "comments_count",
-        "comments", "media_type", "media_url", "media_product_type", "thumbnail_url",
-        "shortcode", "owner", "is_comment_enabled", "children",
-    },
-    "ig_comment": {
-        "id", "text", "timestamp", "username", "from", "parent_id", "like_count", "media",
-        "replies", "hidden", "user",
-    },
-    "person": {"id", "name", "email", "username"},
-}  # fmt: skip
-NESTED = {  # which node an edge or object field leads to
-    ("page", "instagram_business_account"): "ig_user",
-    ("page_post", "comments"): "comment",
-    ("page_post", "from"): "person",
-    ("comment", "from"): "person",
-    ("comment", "parent"): "comment",
-    ("conversation", "messages"): "message",
-    ("message", "from"): "person",
-    ("ig_media", "comments"): "ig_comment",
-    ("ig_comment", "from"): "person",
-}
 READ_PARAMS = {"fields", "limit", "after", "before", "since", "until", "appsecret_proof"}
 
 
-def split_fields(spec: str) -> list[str]:
-    """Top-level items of a ``fields`` value: commas inside ``{}`` or ``()`` do not split."""
-    items, depth, current = [], 0, ""
-    for char in spec:
-        if char in "{(":
-            depth += 1
-        elif char in "})":
-            depth -= 1
-        if char == "," and depth == 0:
-            items.append(current)
-            current = ""
-        else:
-            current += char
-    return [*items, current] if current else items
-
-
-def check_fields(spec: str, node: str) -> list[str]:
-    """Each field exists on the node; modifiers are documented ones; nested sets checked too."""
-    problems = []
-    for item in split_fields(spec):
-        match = re.fullmatch(r"(\w+)((?:\.\w+\([^)]*\))*)(?:\{(.*)\})?", item)
-        if not match:
-            problems.append(f"{node}: cannot read field {item!r}")
-            continue
-        name, modifiers, nested = match.groups()
-        if name not in FIELDS[node]:
-            problems.append(f"{node} has no field {name!r}")
-        problems += [
-            f"{node}.{name}: modifier {m!r} is not documented"
-            for m in re.findall(r"\.(\w+)\(", modifiers or "")
-            if m not in MODIFIERS
-        ]
-        if nested is not None:
-            if (node, name) not in NESTED:
-                problems.append(f"{node}.{name} has no fields to expand")
-            else:
-                problems += check_fields(nested, NESTED[(node, name)])
-    return problems
-
-
-def reader(node: str, extra: frozenset[str] = frozenset()) -> Any:
+def reader(shape: Shape, extra: frozenset[str] = frozenset()) -> Any:
     def check(request: Request) -> list[str]:
         problems = only_params(request, READ_PARAMS | extra) + no_body(request)
         problems += in_range(request, "limit", 1, 100)
-        return problems + check_fields(request.param("fields", "id"), node)
+        return problems + field_problems(request.param("fields", "id"), shape)
 
     return check
 
 
+def check_container_form(request: Request) -> list[str]:
+    """``POST /{ig-user}/media``: an image container (image_url and caption)."""
+    form = request.form()
+    problems = form_problems(form, IGUser, "create_media")
+    if not form.get("image_url", "").startswith(("http://", "https://")):
+        problems.append("an image container needs image_url")
+    return problems
+
+
+def check_token_exchange(request: Request) -> list[str]:
+    """``GET /oauth/access_token``: a code (with its redirect_uri) or a token to make long-lived."""
+    app = {"client_id", "client_secret"}
+    grants = ({*app, "redirect_uri", "code"}, {*app, "grant_type", "fb_exchange_token"})
+    if set(request.params()) not in grants:
+        return [f"token parameters {sorted(request.params())}"]
+    if request.param("grant_type", "fb_exchange_token") != "fb_exchange_token":
+        return ["grant_type must be fb_exchange_token"]
+    return no_body(request)
+
+
+def check_publish_form(request: Request) -> list[str]:
+    form = request.form()
+    problems = form_problems(form, IGUser, "create_media_publish")
+    return problems + ([] if form.get("creation_id", "").isdigit() else ["creation_id"])
+
+
 def check_conversations(request: Request) -> list[str]:
-    problems = reader("conversation", frozenset({"platform", "folder", "user_id"}))(request)
+    problems = reader(UnifiedThread, frozenset({"platform", "folder", "user_id"}))(request)
     if request.param("platform") not in {"messenger", "instagram"}:
         problems.append("platform must be messenger or instagram")
     return problems
@@ -223,23 +186,6 @@ def check_send_api(request: Request) -> list[str]:
     return problems
 
 
-def check_node_object(payload: dict[str, Any], node: str) -> list[str]:
-    """A fixture node only holds fields its node documents (and their documented nested nodes)."""
-    problems = [
-        f"{node} has no field {key!r}"
-        for key in payload
-        if key not in FIELDS[node] | {"paging", "summary"}
-    ]
-    for key, value in payload.items():
-        child = NESTED.get((node, key))
-        if child is None:
-            continue
-        rows: list[Any] = value["data"] if isinstance(value, dict) and "data" in value else [value]
-        for row in rows:
-            problems += check_node_object(row, child)
-    return problems
-
-
 class GraphApi:
     """Graph as the contract server plays it."""
 
@@ -254,19 +200,36 @@ class GraphApi:
         self.secret = secret
         self.me = fixture("responses.json")["me_page"]
         self.deleted: list[str] = []
+        limit = fixture("responses.json")["ig_publishing_limit"]["data"][0]
+        self.quota_usage, self.quota_total = limit["quota_usage"], limit["config"]["quota_total"]
+        self.containers: dict[str, dict[str, str]] = {}
+        self.container_statuses = ["FINISHED"]  # what each status read answers, the last stays
+        self.published: list[dict[str, Any]] = []
+        self.login_code = "AQDlogin-code-from-the-dialog"
+        self.login_redirect = ""  # the redirect_uri the dialog was opened with
         v = rf"/{VERSION}"
         node = r"[0-9_]+"
         self.server = ContractServer(
             [
-                Endpoint("GET", rf"{v}/me", reader("page"), self.authorized),
-                Endpoint("GET", rf"{v}/{node}/feed", reader("page_post"), self.authorized),
+                Endpoint("GET", rf"{v}/me", reader(Page), self.authorized),
+                Endpoint("GET", rf"{v}/oauth/access_token", check_token_exchange),
+                Endpoint("GET", rf"{v}/me/accounts", reader(Page), self.user_authorized),
+                Endpoint("GET", rf"{v}/{node}/feed", reader(PagePost), self.authorized),
                 Endpoint("POST", rf"{v}/{node}/feed", check_feed_form, self.authorized),
                 Endpoint("GET", rf"{v}/{node}/conversations", check_conversations, self.authorized),
-                Endpoint("GET", rf"{v}/{node}/media", reader("ig_media"), self.authorized),
+                Endpoint("GET", rf"{v}/{node}/media", reader(IGMedia), self.authorized),
                 Endpoint("POST", rf"{v}/{node}/comments", check_message_form, self.authorized),
                 Endpoint("POST", rf"{v}/{node}/replies", check_message_form, self.authorized),
                 Endpoint("POST", rf"{v}/{node}/messages", check_send_api, self.authorized),
-                Endpoint("GET", rf"{v}/{node}", reader("page_post"), self.authorized),
+                Endpoint("POST", rf"{v}/{node}/media", check_container_form, self.authorized),
+                Endpoint("POST", rf"{v}/{node}/media_publish", check_publish_form, self.authorized),
+                Endpoint(
+                    "GET",
+                    rf"{v}/{node}/content_publishing_limit",
+                    reader(ContentPublishingLimitResponse),
+                    self.authorized,
+                ),
+                Endpoint("GET", rf"{v}/{node}", self.read_node, self.authorized),
                 Endpoint("DELETE", rf"{v}/{node}", no_body, self.authorized),
             ],
             self.route,
@@ -280,7 +243,87 @@ class GraphApi:
             self.token, self.secret
         )
 
+    def user_authorized(self, request: Request) -> bool:
+        """The long-lived user token of Facebook Login (``/me/accounts``), with its proof."""
+        long_lived = fixture("responses.json")["login_long_lived_token"]["access_token"]
+        if request.headers.get("authorization") != f"Bearer {long_lived}":
+            return False
+        return not self.secret or request.param("appsecret_proof") == appsecret_proof(
+            long_lived, self.secret
+        )
+
+    def _token_exchange(self, request: Request) -> Answer:
+        responses = fixture("responses.json")
+        invalid: Answer = (400, {}, responses["errors"]["token_invalidated"])
+        if self.secret and request.param("client_secret") != self.secret:
+            return invalid
+        if request.param("code"):
+            fits = request.param("code") == self.login_code
+            if not fits or request.param("redirect_uri") != self.login_redirect:
+                return invalid
+            return 200, {}, responses["login_token"]
+        if request.param("fb_exchange_token") != responses["login_token"]["access_token"]:
+            return invalid
+        return 200, {}, responses["login_long_lived_token"]
+
+    def read_node(self, request: Request) -> list[str]:
+        """``GET /{id}``: a container, a Page post (``{page}_{post}``) or an Instagram media."""
+        node = request.path.rsplit("/", 1)[1]
+        if node in self.containers:
+            return reader(ShadowIGMediaBuilder)(request)
+        return reader(PagePost if "_" in node else IGMedia)(request)
+
     def route(self, request: Request) -> Answer:
+        special = {
+            ("POST", "media"): self._create_container,
+            ("POST", "media_publish"): self._publish,
+            ("GET", "content_publishing_limit"): self._publishing_limit,
+            ("GET", "access_token"): self._token_exchange,
+            ("GET", "accounts"): lambda _r: (200, {}, fixture("responses.json")["me_accounts"]),
+        }
+        name = request.path.rsplit("/", 1)[-1]
+        if (request.method, name) in special:
+            return special[(request.method, name)](request)
+        if name in self.containers:
+            status = self.container_statuses.pop(0) if len(self.container_statuses) > 1 else None
+            self.containers[name]["status_code"] = status or self.container_statuses[0]
+            answer = fixture("responses.json")["ig_container_status"]
+            return (
+                200,
+                {},
+                {**answer, "id": name, "status_code": self.containers[name]["status_code"]},
+            )
+        return self._route(request)
+
+    def _create_container(self, request: Request) -> Answer:
+        container = str(17889615691921648 + len(self.containers))
+        self.containers[container] = {**request.form(), "status_code": "IN_PROGRESS"}
+        return 200, {}, {"id": container}
+
+    def _publish(self, request: Request) -> Answer:
+        container = self.containers[request.form()["creation_id"]]
+        if self.quota_usage >= self.quota_total:
+            return 400, {}, fixture("responses.json")["errors"]["ig_publishing_limit_reached"]
+        media = {
+            "id": str(17920238422030506 + len(self.published)),
+            "caption": container["caption"],
+            "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S+0000"),
+            "permalink": f"https://www.instagram.com/p/Relais{len(self.published)}/",
+            "username": "boulangerie.acme",
+        }
+        container["status_code"] = "PUBLISHED"
+        self.quota_usage += 1
+        self.published.append(media)
+        self.ig_media["data"].insert(0, media)
+        return 200, {}, {"id": media["id"]}
+
+    def _publishing_limit(self, request: Request) -> Answer:
+        limit = fixture("responses.json")["ig_publishing_limit"]
+        row = {**limit["data"][0], "quota_usage": self.quota_usage}
+        row["config"] = {**row["config"], "quota_total": self.quota_total}
+        return 200, {}, {"data": [row]}
+
+    def _route(self, request: Request) -> Answer:
         responses = fixture("responses.json")
         tail = request.path.split("/", 2)[2]
         created = {
@@ -343,21 +386,41 @@ def page_connector(
 # -- fixtures honour the documented fields ------------------------------------------------------
 
 
-def test_the_fixtures_have_the_documented_fields() -> None:
+def test_the_fixtures_have_the_published_fields() -> None:
+    """Every key of the Graph fixtures is a field or an edge of its node in Meta's specs."""
     page = fixture("page.json")
     instagram = fixture("instagram.json")
-    problems = check_node_object(page["page"], "page")
-    problems += [p for post in page["feed"]["data"] for p in check_node_object(post, "page_post")]
-    problems += [
-        p for c in page["conversations"]["data"] for p in check_node_object(c, "conversation")
-    ]
-    problems += [p for m in instagram["media"]["data"] for p in check_node_object(m, "ig_media")]
-    problems += [
-        p for c in instagram["conversations"]["data"] for p in check_node_object(c, "conversation")
-    ]
+    responses = fixture("responses.json")
+    problems = object_problems(page["page"], Page) + object_problems(responses["me_page"], Page)
+    problems += edge_or_object_problems(page["feed"], PagePost, "feed.")
+    problems += edge_or_object_problems(page["conversations"], UnifiedThread, "conversations.")
+    problems += edge_or_object_problems(instagram["media"], IGMedia, "media.")
+    problems += edge_or_object_problems(instagram["conversations"], UnifiedThread, "ig.")
+    problems += object_problems(responses["post_metrics"], PagePost, "metrics.")
+    problems += object_problems(responses["ig_container_status"], ShadowIGMediaBuilder)
+    problems += edge_or_object_problems(
+        responses["ig_publishing_limit"], ContentPublishingLimitResponse, "limit."
+    )
+    problems += object_problems(responses["ig_media_published"], IGMedia)
+    problems += edge_or_object_problems(responses["me_accounts"], Page, "accounts.")
     assert problems == []
-    assert check_fields("id,message,comments.limit(5){id,from{id,name}}", "page_post") == []
-    assert check_fields("id,bogus", "page_post") == ["page_post has no field 'bogus'"]
+
+
+def test_the_field_check_catches_what_the_specs_do_not_have() -> None:
+    assert field_problems("id,message,comments.limit(5){id,from{id,name}}", PagePost) == []
+    assert field_problems("id,bogus", PagePost) == ["PagePost has no field 'bogus'"]
+    assert field_problems("comments.sort(x){id}", PagePost) == [
+        "PagePost.comments: modifier 'sort' is not documented"
+    ]
+    assert object_problems({"id": 1, "like_count": "3"}, IGMedia) == [
+        "IGMedia.id is not string",
+        "IGMedia.like_count is not int",
+    ]
+
+
+def test_the_default_graph_version_is_the_one_the_specs_describe() -> None:
+    """Upgrading facebook-business (new specs) must come with a look at the default version."""
+    assert DEFAULT_GRAPH_VERSION == GRAPH_VERSION
 
 
 # -- connecting ---------------------------------------------------------------------------------
@@ -379,6 +442,111 @@ def test_a_page_token_connects_the_page_and_its_instagram_account(
     assert "instagram_business_account{id,username}" in request.param("fields")
 
 
+# -- Facebook Login -----------------------------------------------------------------------------
+
+APP_ID = "1234567890123456"
+WORKSPACE_APP_SECRET = "9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a"
+
+
+@pytest.fixture
+def login_graph() -> Iterator[GraphApi]:
+    """Graph where every call must be proved with the workspace's own app secret."""
+    contract = GraphApi(secret=WORKSPACE_APP_SECRET)
+    yield contract
+    contract.server.close()
+    assert contract.server.violations == []
+
+
+def start_login(client: Any, workspace: Workspace, graph: GraphApi, **form: str) -> httpx.URL:
+    response = client.post(
+        reverse("connect_facebook_login", args=[workspace.slug]),
+        {
+            "app_id": APP_ID,
+            "app_secret": WORKSPACE_APP_SECRET,
+            "graph_base": graph.server.url,
+            "graph_version": VERSION,
+            "dialog_base": "https://meta-dialog.test",
+            "with_instagram": "1",
+            **form,
+        },
+    )
+    assert response.status_code == 302
+    return httpx.URL(response.url)
+
+
+def test_facebook_login_connects_the_granted_page_with_its_page_token(
+    login_graph: GraphApi, client: Any, workspace: Workspace, owner: User
+) -> None:
+    client.force_login(owner)
+    dialog = start_login(client, workspace, login_graph)
+
+    assert (dialog.host, dialog.path) == ("meta-dialog.test", f"/{VERSION}/dialog/oauth")
+    params = dict(dialog.params)
+    assert params["client_id"] == APP_ID
+    assert {"pages_show_list", "pages_messaging", "instagram_content_publish"} <= set(
+        params["scope"].split(",")
+    )
+    login_graph.login_redirect = params["redirect_uri"]
+    done = client.get(
+        params["redirect_uri"], {"code": login_graph.login_code, "state": params["state"]}
+    )
+
+    assert done.status_code == 302
+    facebook = ConnectedAccount.objects.in_workspace(workspace.pk).get(network="facebook")
+    instagram = ConnectedAccount.objects.in_workspace(workspace.pk).get(network="instagram")
+    assert (facebook.display_name, instagram.handle) == ("Boulangerie Acme", "boulangerie.acme")
+    stored = decrypt_credentials(facebook.credentials)
+    assert stored == {"page_access_token": TOKEN, "app_secret": WORKSPACE_APP_SECRET}
+    assert [r.path for r in login_graph.server.requests] == [
+        f"/{VERSION}/oauth/access_token",  # the code
+        f"/{VERSION}/oauth/access_token",  # the long-lived user token
+        f"/{VERSION}/me/accounts",
+        f"/{VERSION}/me",  # the Page token checked as a pasted one is
+    ]
+    exchange = login_graph.server.requests[1]
+    assert exchange.param("grant_type") == "fb_exchange_token"
+    assert "access_token" in login_graph.server.requests[2].param("fields")
+
+
+def test_a_refused_or_forged_login_connects_nothing(
+    login_graph: GraphApi, client: Any, workspace: Workspace, owner: User
+) -> None:
+    client.force_login(owner)
+    params = dict(start_login(client, workspace, login_graph).params)
+    refused = client.get(
+        params["redirect_uri"],
+        {"error": "access_denied", "error_reason": "user_denied", "state": params["state"]},
+        follow=True,
+    )
+    params = dict(start_login(client, workspace, login_graph).params)
+    forged = client.get(params["redirect_uri"], {"code": "c", "state": "forged"}, follow=True)
+
+    assert "Access was not approved on Facebook" in refused.content.decode()
+    assert "expired or was started elsewhere" in forged.content.decode()
+    assert not ConnectedAccount.objects.in_workspace(workspace.pk).exists()
+    assert login_graph.server.requests == []
+
+
+def test_facebook_login_needs_an_app(client: Any, workspace: Workspace, owner: User) -> None:
+    """No app on the form and none configured for the deployment: said so, nothing started."""
+    client.force_login(owner)
+
+    response = client.post(
+        reverse("connect_facebook_login", args=[workspace.slug]), {"app_id": "", "app_secret": ""}
+    )
+
+    assert response.status_code == 400
+    assert "app ID and app secret of your Meta app" in response.content.decode()
+
+
+def test_the_login_dialog_address_is_configuration(settings: Any) -> None:
+    settings.RELAIS = {**settings.RELAIS, "FACEBOOK_DIALOG_BASE": "http://127.0.0.1:9/"}
+    address, _pending = facebook_start_login(
+        APP_ID, "s", redirect_uri="http://r", graph=f"https://graph.facebook.com/{VERSION}"
+    )
+    assert address.startswith(f"http://127.0.0.1:9/{VERSION}/dialog/oauth?client_id={APP_ID}&")
+
+
 def test_a_user_token_is_refused_clearly(
     graph: GraphApi, workspace: Workspace, owner: User, client: Any
 ) -> None:
@@ -396,7 +564,7 @@ def test_a_user_token_is_refused_clearly(
 
 
 def test_the_graph_version_is_configuration(settings: Any) -> None:
-    assert graph_address({}) == "https://graph.facebook.com/v24.0"
+    assert graph_address({}) == f"https://graph.facebook.com/{DEFAULT_GRAPH_VERSION}"
     settings.RELAIS = {**settings.RELAIS, "FACEBOOK_GRAPH_VERSION": "v25.0"}
     assert graph_address({}) == "https://graph.facebook.com/v25.0"
     assert graph_address({"graph_version": "v23.0", "graph_base": "http://127.0.0.1:1/"}) == (
@@ -644,6 +812,148 @@ def test_instagram_does_not_publish_text_alone() -> None:
         brand.publish(OutboundPost(text="hi"), idempotency_key="k")
 
 
+# -- Instagram content publishing -------------------------------------------------------------
+
+IMAGE_URL = "https://cdn.boulangerie-acme.fr/galette-2027.jpg"
+CAPTION = "La galette 2027 est arrivée 👑 #epiphanie @lea.photos"
+
+
+def instagram_publisher(
+    account: ConnectedAccount, graph: GraphApi, *, timeout: float = 5.0
+) -> tuple[InstagramConnector, list[float]]:
+    """The Instagram connector with a client that answers late calls with a timeout."""
+    sleeps: list[float] = []
+    http = GraphHttpClient(
+        base_url=graph_address(account.settings),
+        timeout=httpx.Timeout(timeout),
+        sleep=sleeps.append,
+    )
+    built = connector_for(account)
+    assert isinstance(built, InstagramConnector)
+    built.http, built.sleep = http, sleeps.append
+    return built, sleeps
+
+
+def test_an_image_is_published_through_a_container(
+    page_accounts: list[ConnectedAccount], graph: GraphApi
+) -> None:
+    graph.container_statuses = ["IN_PROGRESS", "FINISHED"]
+    brand, sleeps = instagram_publisher(page_accounts[1], graph)
+
+    ref = brand.publish_image(IMAGE_URL, CAPTION, idempotency_key="target-1")
+
+    assert ref.remote_id == graph.published[0]["id"]
+    container = graph.server.served(f"/{VERSION}/{IG_ID}/media_publish")[0].form()["creation_id"]
+    assert graph.containers[container]["image_url"] == IMAGE_URL
+    assert graph.containers[container]["caption"] == CAPTION
+    assert sleeps == [5.0]  # one wait while Meta prepared the image
+    order = [r.path.rsplit("/", 1)[-1] for r in graph.server.requests if r.method == "POST"]
+    assert order == ["media", "media_publish"]
+    reads = [r.path.rsplit("/", 1)[-1] for r in graph.server.requests if r.method == "GET"]
+    assert reads[1:3] == ["media", "content_publishing_limit"]  # (after connecting) no twin
+
+
+def test_a_publish_that_timed_out_but_went_through_is_not_published_twice(
+    page_accounts: list[ConnectedAccount], graph: GraphApi
+) -> None:
+    graph.server.delay_next(f"/{VERSION}/{IG_ID}/media_publish", 1.5)  # Meta publishes, late
+    brand, _sleeps = instagram_publisher(page_accounts[1], graph, timeout=0.5)
+
+    first = brand.publish_image(IMAGE_URL, CAPTION, idempotency_key="target-2")
+    again = brand.publish_image(IMAGE_URL, CAPTION, idempotency_key="target-2")  # a task retry
+
+    assert len(graph.published) == 1
+    assert first.remote_id == again.remote_id == graph.published[0]["id"]
+    assert len(graph.server.served(f"/{VERSION}/{IG_ID}/media_publish")) == 1
+    assert len(graph.containers) == 1  # the retry found the post before making a container
+
+
+def test_the_publishing_limit_is_checked_before_anything_is_made(
+    page_accounts: list[ConnectedAccount], graph: GraphApi
+) -> None:
+    graph.quota_usage = graph.quota_total
+    brand, _sleeps = instagram_publisher(page_accounts[1], graph)
+
+    with pytest.raises(RateLimitedError, match="limit \\(25\\)"):
+        brand.publish_image(IMAGE_URL, CAPTION, idempotency_key="target-3")
+
+    assert graph.containers == {}
+
+
+def test_metas_own_limit_error_is_a_rate_limit(
+    page_accounts: list[ConnectedAccount], graph: GraphApi
+) -> None:
+    """Another app may have published meanwhile: Meta's error 9 on publish is a rate limit."""
+    limit_error = fixture("responses.json")["errors"]["ig_publishing_limit_reached"]
+    graph.server.script(f"/{VERSION}/{IG_ID}/media_publish", 400, limit_error)
+    brand, _sleeps = instagram_publisher(page_accounts[1], graph)
+
+    with pytest.raises(RateLimitedError, match="maximum number of posts"):
+        brand.publish_image(IMAGE_URL, CAPTION, idempotency_key="target-4")
+
+    assert graph.published == []
+
+
+def test_an_image_meta_cannot_use_fails_clearly(
+    page_accounts: list[ConnectedAccount], graph: GraphApi
+) -> None:
+    graph.container_statuses = ["ERROR"]
+    brand, _sleeps = instagram_publisher(page_accounts[1], graph)
+
+    with pytest.raises(ConnectorError, match="could not use the image \\(ERROR\\)"):
+        brand.publish_image(IMAGE_URL, CAPTION, idempotency_key="target-5")
+    graph.server.script(
+        f"/{VERSION}/{IG_ID}/media",
+        400,
+        fixture("responses.json")["errors"]["ig_image_not_fetched"],
+    )
+    with pytest.raises(ConnectorError, match="could not be fetched") as refused:
+        brand.publish_image(IMAGE_URL, CAPTION + " !", idempotency_key="target-6")
+
+    assert not refused.value.retryable
+    assert graph.published == []
+
+
+def test_an_image_still_being_prepared_is_a_transient_error(
+    page_accounts: list[ConnectedAccount], graph: GraphApi
+) -> None:
+    """Meta never finished the container: retried later (the caption look-up avoids twins)."""
+    graph.container_statuses = ["IN_PROGRESS"]
+    brand, sleeps = instagram_publisher(page_accounts[1], graph)
+
+    with pytest.raises(TransientNetworkError, match="still preparing"):
+        brand.publish_image(IMAGE_URL, CAPTION, idempotency_key="target-8")
+
+    assert sleeps == [5.0] * 5  # six status reads, five waits between them
+    assert graph.published == []
+
+
+@pytest.mark.parametrize(
+    ("image_url", "caption", "reason"),
+    [
+        (IMAGE_URL, "a" * 2201, "2200 characters"),
+        (IMAGE_URL, " ".join(f"#tag{n}" for n in range(31)), "30 hashtags"),
+        (IMAGE_URL, " ".join(f"@fan{n}" for n in range(21)), "20 @mentions"),
+        ("", "no image", "public http"),
+        ("file:///srv/galette.jpg", "not public", "public http"),
+    ],
+)
+def test_instagrams_limits_are_checked_before_calling(
+    image_url: str,
+    caption: str,
+    reason: str,
+    page_accounts: list[ConnectedAccount],
+    graph: GraphApi,
+) -> None:
+    brand, _sleeps = instagram_publisher(page_accounts[1], graph)
+    requests_before = len(graph.server.requests)
+
+    with pytest.raises(ConnectorError, match=reason):
+        brand.publish_image(image_url, caption, idempotency_key="target-7")
+
+    assert len(graph.server.requests) == requests_before
+
+
 def test_graph_times_are_read() -> None:
     assert parse_time("2026-11-20T09:00:03+0000").isoformat() == "2026-11-20T09:00:03+00:00"
     assert parse_time(1732095598).isoformat() == "2024-11-20T09:39:58+00:00"
@@ -725,6 +1035,37 @@ def test_signed_events_reach_the_inbox(
         ("accepted", 1, ""),
         ("accepted", 1, ""),
     ]
+
+
+@pytest.mark.usefixtures("meta_app")
+def test_events_of_a_workspaces_own_meta_app_are_signed_with_its_secret(
+    client: Any,
+    login_graph: GraphApi,
+    workspace: Workspace,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """Connected through Facebook Login with its own app: that app signs the Page's events."""
+    do_connect_facebook_page(
+        workspace,
+        TOKEN,
+        actor=None,
+        graph_base=login_graph.server.url,
+        graph_version=VERSION,
+        app_secret=WORKSPACE_APP_SECRET,
+    )
+    body = json.dumps(fixture("webhooks.json")["feed_comment"]).encode()
+    by_its_app = hmac.new(WORKSPACE_APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    by_another = hmac.new(b"another-apps-secret", body, hashlib.sha256).hexdigest()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        signed_by_its_app = post_event(client, body, signature=f"sha256={by_its_app}")
+    signed_by_another = post_event(client, body, signature=f"sha256={by_another}")
+    not_json = post_event(client, b"[1]", signature=f"sha256={by_another}")
+
+    assert (signed_by_its_app.status_code, signed_by_another.status_code) == (200, 403)
+    assert not_json.status_code == 403
+    assert Post.objects.filter(remote_id="122145678901234567_1054321987659999").exists()
+    assert WebhookEvent.objects.count() == 1
 
 
 def test_a_bad_signature_is_refused_and_not_stored(client: Any, meta_app: None) -> None:

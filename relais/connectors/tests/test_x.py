@@ -29,6 +29,7 @@ import pytest
 from django.db import connection, connections
 from django.test import override_settings
 from django.urls import reverse
+from xdk import schemas
 
 from relais.accounts.models import AuditEntry, User, Workspace
 from relais.connectors.actions import do_poll_account
@@ -63,10 +64,9 @@ from relais.connectors.tests.contract_server import (
     Endpoint,
     Request,
     in_range,
-    listed_values,
     no_body,
-    only_params,
 )
+from relais.connectors.tests.x_published_spec import model_problems, operation_for, query_problems
 from relais.inbox.actions import do_send_reply
 from relais.inbox.models import Conversation
 from relais.pipeline.actions import do_ingest_items
@@ -85,55 +85,31 @@ BRAND = fixture("mentions.json")["brand"]
 TOKEN = fixture("responses.json")["token"]
 
 
-# -- the documented contract (X API v2 reference) -----------------------------------------------
+# -- the published contract (X's OpenAPI document, through xdk) ---------------------------------
 
-TWEET_FIELDS = {
-    "article", "attachments", "author_id", "card_uri", "community_id", "context_annotations",
-    "conversation_id", "created_at", "display_text_range", "edit_controls",
-    "edit_history_tweet_ids", "entities", "geo", "id", "in_reply_to_user_id", "lang",
-    "media_metadata", "non_public_metrics", "note_tweet", "organic_metrics",
-    "possibly_sensitive", "promoted_metrics", "public_metrics", "referenced_tweets",
-    "reply_settings", "scopes", "source", "text", "withheld",
-}  # fmt: skip
-USER_FIELDS = {
-    "affiliation", "connection_status", "created_at", "description", "entities", "id",
-    "location", "most_recent_tweet_id", "name", "pinned_tweet_id", "profile_banner_url",
-    "profile_image_url", "protected", "public_metrics", "receives_your_dm", "subscription_type",
-    "url", "username", "verified", "verified_type", "withheld",
-}  # fmt: skip
-TWEET_EXPANSIONS = {
-    "attachments.poll_ids", "attachments.media_keys", "author_id", "edit_history_tweet_ids",
-    "entities.mentions.username", "geo.place_id", "in_reply_to_user_id", "referenced_tweets.id",
-    "referenced_tweets.id.author_id",
-}  # fmt: skip
-DM_EVENT_FIELDS = {
-    "id", "text", "event_type", "created_at", "dm_conversation_id", "sender_id",
-    "participant_ids", "referenced_tweets", "attachments",
-}  # fmt: skip
-DM_EXPANSIONS = {"attachments.media_keys", "referenced_tweets.id", "sender_id", "participant_ids"}
 DM_EVENT_TYPES = {"MessageCreate", "ParticipantsJoin", "ParticipantsLeave"}
-POST_BODY_FIELDS = {
-    "card_uri", "community_id", "direct_message_deep_link", "for_super_followers_only", "geo",
-    "made_with_ai", "media", "nullcast", "paid_partnership", "poll", "quote_tweet_id", "reply",
-    "reply_settings", "share_with_followers", "text",
-}  # fmt: skip
 SNOWFLAKE = r"[0-9]{1,19}"
-EXPANSION_FIELD_PARAMS = {"media.fields", "place.fields", "poll.fields"}
 
 
-def check_expanded_read(request: Request, extra: set[str]) -> list[str]:
-    allowed = {"tweet.fields", "user.fields", "expansions", *EXPANSION_FIELD_PARAMS, *extra}
-    return (
-        only_params(request, allowed)
-        + listed_values(request, "tweet.fields", TWEET_FIELDS)
-        + listed_values(request, "user.fields", USER_FIELDS)
-        + listed_values(request, "expansions", TWEET_EXPANSIONS)
-    )
+def published_request(request: Request) -> list[str]:
+    """The path, query and body as X's published document (xdk's methods and models) defines."""
+    operation = operation_for(request.method, request.path)
+    if operation is None:
+        return [f"{request.method} {request.path} is not in X's published document"]
+    problems = query_problems(operation, request.params())
+    problems += [
+        f"{key} given twice" for key, values in request.params().items() if len(values) > 1
+    ]
+    if operation.request is None:
+        return problems + no_body(request)
+    if not request.headers.get("content-type", "").startswith("application/json"):
+        return [*problems, "the body is not JSON"]
+    return problems + model_problems(operation.request, request.json(), "body.")
 
 
 def check_timeline_query(request: Request) -> list[str]:
-    paging = {"since_id", "until_id", "max_results", "pagination_token", "start_time", "end_time"}
-    problems = check_expanded_read(request, paging) + in_range(request, "max_results", 5, 100)
+    """What the document leaves to prose: ranges, id and time formats."""
+    problems = published_request(request) + in_range(request, "max_results", 5, 100)
     for key in ("since_id", "until_id"):
         if request.param(key) and not re.fullmatch(SNOWFLAKE, request.param(key)):
             problems.append(f"{key} {request.param(key)!r} is not a post id")
@@ -145,56 +121,27 @@ def check_timeline_query(request: Request) -> list[str]:
     return problems
 
 
-def check_user_query(request: Request) -> list[str]:
-    return (
-        only_params(request, {"user.fields", "expansions", "tweet.fields"})
-        + listed_values(request, "user.fields", USER_FIELDS)
-        + no_body(request)
-    )
-
-
 def check_dm_query(request: Request) -> list[str]:
-    allowed = {
-        "dm_event.fields", "event_types", "expansions", "max_results", "pagination_token",
-        "user.fields", "tweet.fields", "media.fields",
-    }  # fmt: skip
-    return (
-        only_params(request, allowed)
-        + in_range(request, "max_results", 1, 100)
-        + listed_values(request, "dm_event.fields", DM_EVENT_FIELDS)
-        + listed_values(request, "event_types", DM_EVENT_TYPES)
-        + listed_values(request, "expansions", DM_EXPANSIONS)
-        + listed_values(request, "user.fields", USER_FIELDS)
-    )
+    return published_request(request) + in_range(request, "max_results", 1, 100)
 
 
 def check_post_body(request: Request) -> list[str]:
-    if not request.headers.get("content-type", "").startswith("application/json"):
-        return ["the post body is not JSON"]
+    problems = published_request(request)
+    if problems:
+        return problems
     body = request.json()
-    problems = [f"unknown field {key}" for key in body if key not in POST_BODY_FIELDS]
     if not isinstance(body.get("text"), str) and not body.get("media"):
         problems.append("text is required when no media is given")
-    reply = body.get("reply")
-    if reply is not None:
-        if not isinstance(reply, dict) or set(reply) - {
-            "in_reply_to_tweet_id",
-            "exclude_reply_user_ids",
-        }:
-            problems.append("reply has unknown fields")
-        elif not re.fullmatch(SNOWFLAKE, str(reply.get("in_reply_to_tweet_id") or "")):
-            problems.append("reply.in_reply_to_tweet_id must be a post id string")
-        elif not isinstance(reply["in_reply_to_tweet_id"], str):
-            problems.append("reply.in_reply_to_tweet_id must be a string")
+    reply = body.get("reply") or {}
+    if reply and not re.fullmatch(SNOWFLAKE, reply["in_reply_to_tweet_id"]):
+        problems.append("reply.in_reply_to_tweet_id must be a post id string")
     return problems
 
 
 def check_dm_body(request: Request) -> list[str]:
-    body = request.json()
-    problems = [f"unknown field {key}" for key in body if key not in {"text", "attachments"}]
-    if not (isinstance(body.get("text"), str) and body["text"].strip()) and not body.get(
-        "attachments"
-    ):
+    problems = published_request(request)
+    body = request.json() if not problems else {}
+    if not problems and not str(body.get("text") or "").strip() and not body.get("attachments"):
         problems.append("a message needs text or attachments")
     return problems
 
@@ -219,60 +166,21 @@ def check_token_form(request: Request) -> list[str]:
     return problems
 
 
-def check_tweet_object(tweet: Any) -> list[str]:
-    """A post object as the reference documents it (only the fields Relais asks for)."""
-    if not isinstance(tweet, dict):
-        return ["a post is not an object"]
-    problems = [f"unknown post field {key}" for key in tweet if key not in TWEET_FIELDS]
-    for key in ("id", "text"):
-        if not isinstance(tweet.get(key), str):
-            problems.append(f"post {key} must be a string")
-    for key in ("id", "author_id", "conversation_id", "in_reply_to_user_id"):
-        if key in tweet and not re.fullmatch(SNOWFLAKE, str(tweet[key])):
-            problems.append(f"post {key} is not an id")
-    if "created_at" in tweet and not re.fullmatch(
-        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", tweet["created_at"]
-    ):
-        problems.append("created_at is not ISO 8601 with milliseconds and Z")
-    for ref in tweet.get("referenced_tweets") or []:
-        if ref.get("type") not in {"replied_to", "quoted", "retweeted"}:
-            problems.append(f"referenced_tweets type {ref.get('type')!r}")
-    metrics = tweet.get("public_metrics") or {}
-    problems += [
-        f"public_metrics.{k} is not an integer"
-        for k, v in metrics.items()
-        if not isinstance(v, int)
-    ]
-    return problems
-
-
-def check_user_object(user: Any) -> list[str]:
-    problems = [f"unknown user field {key}" for key in user if key not in USER_FIELDS]
-    for key in ("id", "name", "username"):
-        if not isinstance(user.get(key), str):
-            problems.append(f"user {key} must be a string")
-    if not re.fullmatch(r"\w{1,15}", str(user.get("username"))):
-        problems.append("username is 1 to 15 letters, digits or underscores")
-    return problems
-
-
-def check_dm_event_object(event: Any) -> list[str]:
-    problems = [f"unknown DM event field {key}" for key in event if key not in DM_EVENT_FIELDS]
-    if event.get("event_type") not in DM_EVENT_TYPES:
-        problems.append(f"event_type {event.get('event_type')!r}")
-    if event.get("event_type") == "MessageCreate" and not isinstance(event.get("text"), str):
-        problems.append("a MessageCreate event carries text")
-    return problems
-
-
 # -- the server ---------------------------------------------------------------------------------
 
 
 class XApi:
-    """What the contract server knows: posts, DM events, tokens; routes documented answers."""
+    """What the contract server knows: posts, DM events, tokens; routes documented answers.
 
-    def __init__(self) -> None:
-        mentions = fixture("mentions.json")
+    Every answer it gives with success is checked against the response model of X's published
+    document, like the requests. ``legacy=True`` serves the mentions in the older "tweet"
+    vocabulary (``mentions_tweet_vocabulary.json``), which is not the published shape and is
+    left unchecked: it stands for the answers X was seen giving before.
+    """
+
+    def __init__(self, *, legacy: bool = False) -> None:
+        self.legacy = legacy
+        mentions = fixture("mentions_tweet_vocabulary.json" if legacy else "mentions.json")
         self.users = {u["id"]: u for u in mentions["users"]}
         self.mentions: list[dict[str, Any]] = list(mentions["tweets"])
         self.posts = {t["id"]: t for t in mentions["tweets"] + mentions["others"]}
@@ -286,7 +194,7 @@ class XApi:
         self._next_id = 1861000000000100000
         endpoints = [
             Endpoint("POST", r"/2/oauth2/token", check_token_form),
-            Endpoint("GET", r"/2/users/me", check_user_query, self.authorized),
+            Endpoint("GET", r"/2/users/me", published_request, self.authorized),
             Endpoint(
                 "GET", rf"/2/users/{SNOWFLAKE}/mentions", check_timeline_query, self.authorized
             ),
@@ -299,13 +207,23 @@ class XApi:
                 self.authorized,
             ),
             Endpoint("POST", r"/2/tweets", check_post_body, self.authorized),
-            Endpoint("GET", rf"/2/tweets/{SNOWFLAKE}", check_expanded_read_single, self.authorized),
-            Endpoint("DELETE", rf"/2/tweets/{SNOWFLAKE}", no_body, self.authorized),
+            Endpoint("GET", rf"/2/tweets/{SNOWFLAKE}", published_request, self.authorized),
+            Endpoint("DELETE", rf"/2/tweets/{SNOWFLAKE}", published_request, self.authorized),
         ]
         errors = fixture("responses.json")["errors"]
         self.server = ContractServer(
-            endpoints, self.route, unauthorized=(401, {}, errors["unauthorized"])
+            endpoints, self.checked_route, unauthorized=(401, {}, errors["unauthorized"])
         )
+
+    def checked_route(self, request: Request) -> Answer:
+        status, headers, body = self.route(request)
+        operation = operation_for(request.method, request.path)
+        if 200 <= status < 300 and operation is not None and not self.legacy:
+            self.server.violations += [
+                f"answer to {request.method} {request.path}: {problem}"
+                for problem in model_problems(operation.response, body)
+            ]
+        return status, headers, body
 
     def authorized(self, request: Request) -> bool:
         return request.headers.get("authorization") == f"Bearer {self.access_token}"
@@ -376,10 +294,13 @@ class XApi:
         if offset + size < len(newest_first):
             meta["next_token"] = base64.b64encode(str(offset + size).encode()).decode()
         authors = {t.get("author_id") for t in page}
-        referenced = {r["id"] for t in page for r in t.get("referenced_tweets") or []}
+        references = "referenced_tweets" if self.legacy else "referenced_posts"
+        referenced = {r["id"] for t in page for r in t.get(references) or []}
         includes = {
             "users": [self.users[a] for a in sorted(authors, key=str) if a in self.users],
-            "tweets": [self.posts[r] for r in sorted(referenced) if r in self.posts],
+            "tweets" if self.legacy else "posts": [
+                self.posts[r] for r in sorted(referenced) if r in self.posts
+            ],
         }
         return 200, {}, {"data": page, "includes": includes, "meta": meta}
 
@@ -444,12 +365,10 @@ class XApi:
             "text": body["text"],
             "author_id": BRAND["id"],
             "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-            "edit_history_tweet_ids": [str(self._next_id)],
+            "edit_history_post_ids": [str(self._next_id)],
         }
         if reply := body.get("reply"):
-            post["referenced_tweets"] = [
-                {"type": "replied_to", "id": reply["in_reply_to_tweet_id"]}
-            ]
+            post["referenced_posts"] = [{"type": "replied_to", "id": reply["in_reply_to_tweet_id"]}]
         self.posts[post["id"]] = post
         self.created.append(post)
         return (
@@ -459,14 +378,10 @@ class XApi:
                 "data": {
                     "id": post["id"],
                     "text": post["text"],
-                    "edit_history_tweet_ids": post["edit_history_tweet_ids"],
+                    "edit_history_post_ids": post["edit_history_post_ids"],
                 }
             },
         )
-
-
-def check_expanded_read_single(request: Request) -> list[str]:
-    return check_expanded_read(request, set()) + no_body(request)
 
 
 @pytest.fixture
@@ -516,17 +431,64 @@ def connector(
 # -- fixtures honour the documented shapes ------------------------------------------------------
 
 
-def test_the_fixtures_have_the_documented_shapes() -> None:
+def test_the_fixtures_have_the_published_shapes() -> None:
+    """Every fixture object validates against xdk's model and uses only keys it declares."""
     mentions = fixture("mentions.json")
-    problems = [p for t in mentions["tweets"] + mentions["others"] for p in check_tweet_object(t)]
-    problems += [p for u in mentions["users"] for p in check_user_object(u)]
-    problems += [p for e in fixture("dm_events.json")["events"] for p in check_dm_event_object(e)]
+    dms = fixture("dm_events.json")
     responses = fixture("responses.json")
-    problems += check_user_object(responses["me"]["data"])
+    problems = [
+        problem
+        for model, objects in (
+            (schemas.Post, mentions["tweets"] + mentions["others"]),
+            (schemas.User, [mentions["brand"], *mentions["users"], *dms["users"]]),
+            (schemas.DmEvent, dms["events"]),
+        )
+        for number, item in enumerate(objects)
+        for problem in model_problems(model, item, f"{model.__name__} {number}: ")
+    ]
+    for key, operation in (
+        ("me", operation_for("GET", "/2/users/me")),
+        ("created", operation_for("POST", "/2/tweets")),
+        ("deleted", operation_for("DELETE", "/2/tweets/1")),
+        ("dm_created", operation_for("POST", "/2/dm_conversations/with/1/messages")),
+    ):
+        assert operation is not None
+        problems += model_problems(operation.response, responses[key], f"{key}: ")
     assert problems == []
+    # What the document leaves to prose: times with milliseconds, handles of 1 to 15 characters.
+    posts = mentions["tweets"] + mentions["others"]
+    assert all(
+        re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", p["created_at"]) for p in posts
+    )
+    assert all(re.fullmatch(r"\w{1,15}", u["username"]) for u in mentions["users"])
     assert {"token_type", "expires_in", "access_token", "scope", "refresh_token"} <= set(
         responses["token"]
     )
+
+
+def test_the_older_fixture_is_in_the_tweet_vocabulary_the_document_no_longer_uses() -> None:
+    """Kept to prove both vocabularies are read (see test_both_vocabularies_read_the_same)."""
+    legacy = fixture("mentions_tweet_vocabulary.json")
+    problems = [p for t in legacy["tweets"] for p in model_problems(schemas.Post, t)]
+
+    assert any("referenced_tweets is not declared" in p for p in problems)
+    assert any("edit_history_tweet_ids is not declared" in p for p in problems)
+    assert any("public_metrics.repost_count: Field required" in p for p in problems)
+
+
+def test_the_connector_asks_in_the_published_vocabulary(
+    api: XApi, x_account: ConnectedAccount
+) -> None:
+    """The parameter names xdk itself sends, which the published document defines."""
+    connector(x_account, api).fetch(None)
+
+    mentions = api.server.served(f"/2/users/{BRAND['id']}/mentions")[0]
+    assert set(mentions.params()) >= {"post.fields", "expansions", "user.fields"}
+    assert "tweet.fields" not in mentions.params()
+    assert set(mentions.param("expansions").split(",")) == {"author_id", "referenced_posts"}
+    operation = operation_for("GET", mentions.path)
+    assert operation is not None
+    assert 'params["post.fields"]' in operation.source
 
 
 # -- connecting ---------------------------------------------------------------------------------
@@ -638,6 +600,46 @@ def test_mentions_and_messages_become_inbox_conversations(
     assert f"dm:{fixture('mentions.json')['users'][1]['id']}" in keys
     request = api.server.served(f"/2/users/{BRAND['id']}/mentions")[0]
     assert request.param("since_id") == ""  # the first poll reads the newest page only
+
+
+def read_mentions(workspace: Workspace, *, legacy: bool) -> tuple[set[tuple[Any, ...]], int]:
+    """The items one poll reads, and the posts it was charged for."""
+    contract = XApi(legacy=legacy)
+    try:
+        account = ConnectedAccount.objects.create(
+            workspace=workspace,
+            network="x",
+            handle=f"acmesupport{int(legacy)}",
+            settings={"api_base": contract.server.url, "direct_messages": False},
+            credentials=encrypt_credentials(credentials()),
+        )
+        page = connector(account, contract).fetch(None)
+    finally:
+        contract.server.close()
+    assert contract.server.violations == []
+    read = {
+        (i.remote_id, i.kind, i.in_reply_to, tuple(sorted(i.metrics.items())), i.raw.get("quoted"))
+        for i in page.items
+    }
+    spent = ApiUsage.objects.in_workspace(workspace.pk).get(network="x").by_operation["posts_read"]
+    ApiUsage.objects.in_workspace(workspace.pk).delete()
+    return read, spent
+
+
+def test_both_vocabularies_read_the_same(workspace: Workspace) -> None:
+    """Answers in the published "post" names and in the older "tweet" names give one inbox:
+    replies, quotes, repost counts and the included referenced posts (charged) alike."""
+    published, published_cost = read_mentions(workspace, legacy=False)
+    older, older_cost = read_mentions(workspace, legacy=True)
+
+    assert published == older
+    assert (published_cost, older_cost) == (published_cost, published_cost)
+    kinds = {item[1] for item in published}
+    assert {PostKind.REPLY, PostKind.QUOTE} <= kinds
+    quote = next(item for item in published if item[1] == PostKind.QUOTE)
+    assert dict(quote[3])["reposts"] == 2  # repost_count, or retweet_count
+    assert quote[4]  # the quoted post's id
+    assert published_cost == (len(published) + 1 + 3) * DEFAULT_PRICES["posts_read"]
 
 
 def test_every_call_is_charged_to_the_workspace_budget(
@@ -1055,15 +1057,20 @@ def test_the_contract_refuses_what_the_documentation_does_not_allow(api: XApi) -
     auth = {"Authorization": f"Bearer {api.access_token}"}
     with httpx.Client(base_url=api.server.url, headers=auth) as raw:
         too_many = raw.get(f"/2/users/{BRAND['id']}/mentions", params={"max_results": "500"})
+        old_name = raw.get(f"/2/users/{BRAND['id']}/mentions", params={"tweet.fields": "id"})
+        not_a_field = raw.get(
+            f"/2/users/{BRAND['id']}/mentions", params={"post.fields": "author_id"}
+        )
         bad_field = raw.get("/2/users/me", params={"user.fields": "username,email"})
         bad_reply = raw.post("/2/tweets", json={"text": "hi", "reply": {"in_reply_to_tweet_id": 1}})
         bad_grant = raw.post("/2/oauth2/token", data={"grant_type": "password"})
         unknown = raw.get("/1.1/statuses/mentions_timeline.json")
 
-    assert [r.status_code for r in (too_many, bad_field, bad_reply, bad_grant, unknown)] == [
-        400, 400, 400, 400, 404,
-    ]  # fmt: skip
-    assert len(api.server.violations) == 5
+    answers = (too_many, old_name, not_a_field, bad_field, bad_reply, bad_grant, unknown)
+    assert [r.status_code for r in answers] == [400, 400, 400, 400, 400, 400, 404]
+    assert "tweet.fields is not a parameter" in api.server.violations[1]
+    assert "'author_id' is not in X's document" in api.server.violations[2]  # an expansion now
+    assert len(api.server.violations) == 7
     api.server.violations.clear()  # expected here; any other test leaving one fails
 
 
