@@ -185,8 +185,10 @@ def do_withdraw_missing_forwards(target: Target, kinds: Sequence[str], forwarder
     return _withdraw(target.workspace_id, standing)
 
 
-# Networks that send nothing when a boost is undone are asked who boosts our recent posts.
+# Networks that send nothing when a boost or repost is undone (Mastodon, Bluesky's AppView)
+# are asked who still forwards our recent posts that way.
 BOOSTS_CHECKED_FOR = timedelta(days=7)
+LISTED_FORWARDS = ("boost", "repost")
 
 
 def targets_with_standing_boosts(now: Any, limit: int = 200) -> list[int]:
@@ -195,7 +197,7 @@ def targets_with_standing_boosts(now: Any, limit: int = 200) -> list[int]:
         Target.objects.filter(
             status=TargetStatus.PUBLISHED,
             published_at__gte=now - BOOSTS_CHECKED_FOR,
-            forwards__kind="boost",
+            forwards__kind__in=LISTED_FORWARDS,
             forwards__simulated=False,
             forwards__withdrawn_at=None,
         )
@@ -217,7 +219,7 @@ def do_check_boosts(target_id: int) -> int:
         return 0
     if boosters is None:
         return 0
-    return do_withdraw_missing_forwards(target, ["boost"], boosters)
+    return do_withdraw_missing_forwards(target, LISTED_FORWARDS, boosters)
 
 
 def _withdraw(workspace_id: int, standing: Any) -> int:
