@@ -184,10 +184,11 @@ def do_match_posts(workspace_id: int, posts: Sequence[Post]) -> int:
     compiled = matching.compiled_queries(workspace_id)
     if compiled is None:
         return 0
+    matched = compiled.matcher.match_many(map(matching.matchable, posts))
     pairs = [
         (query_id, post)
-        for post in posts
-        for query_id in compiled.matcher.match(matching.matchable(post))
+        for post, query_ids in zip(posts, matched, strict=True)
+        for query_id in query_ids
     ]
     written = _write_mentions(workspace_id, pairs, compiled.own_terms)
     if written:
@@ -213,7 +214,8 @@ def do_backfill_query(query_id: int, *, chunk: int = BACKFILL_CHUNK) -> int:
         if not posts:
             return written
         after = posts[-1].pk
-        pairs = [(query.pk, post) for post in posts if matcher.match(matching.matchable(post))]
+        matched = matcher.match_many(map(matching.matchable, posts))
+        pairs = [(query.pk, post) for post, hit in zip(posts, matched, strict=True) if hit]
         with transaction.atomic():
             # Re-read under the transaction: an edit meanwhile has deleted the mentions and
             # queued its own backfill, so this one stops writing.

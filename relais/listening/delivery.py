@@ -1,13 +1,28 @@
 """Sending alert notices out: signed webhooks through the HTTP choke point, e-mail and chat
-through Apprise. Each send is one attempt; retries are scheduled by the caller with backoff."""
+through Apprise. Each send is one attempt; retries are scheduled by the caller with backoff.
+
+Apprise opens its own connections (requests, smtplib), out of reach of the connect-time guard of
+our HTTP client (`netguard.PublicOnlyTransport`). Checking its URL before the send is not enough:
+a name can resolve to a public address for the check and to 127.0.0.1 for the connection (DNS
+rebinding). So while Apprise sends, every name resolved in that context (Apprise copies the
+context into its worker threads) is checked where it is resolved, and the connection is made to
+the very answers checked: check and connection share one resolution.
+"""
 
 from __future__ import annotations
 
+import contextvars
+import ipaddress
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import apprise
 
-from relais.connectors import webhooks_out
+from relais.connectors import netguard, webhooks_out
 from relais.connectors.credentials import UnreadableCredentialsError
 from relais.connectors.netguard import UnsafeDestinationError
 from relais.connectors.webhooks_out import DeliveryError
@@ -87,8 +102,65 @@ def _send_apprise(url: str, payload: dict[str, Any]) -> None:
     if not notifier.add(url):
         raise DeliveryError("Apprise does not understand this URL")
     title, body = notice_text(payload)
-    if not notifier.notify(title=title, body=body):
+    send = _ApprisePass()
+    with _public_names_only(send):
+        delivered = notifier.notify(title=title, body=body)
+    if send.refusals:  # Apprise reports a failed connection as False: say why
+        raise DeliveryError(send.refusals[0])
+    if not delivered:
         raise DeliveryError("Apprise could not deliver the notice")
+
+
+@dataclass
+class _ApprisePass:
+    """One Apprise send; collects the reasons names were refused, from any of its threads."""
+
+    refusals: list[str] = field(default_factory=list)
+
+
+_current_pass: contextvars.ContextVar[_ApprisePass | None] = contextvars.ContextVar(
+    "relais_apprise_pass", default=None
+)
+_install_lock = threading.Lock()
+
+GetAddrInfo = Callable[..., list[Any]]
+
+
+def _checking(resolve: GetAddrInfo) -> GetAddrInfo:
+    """`resolve` (socket.getaddrinfo), refusing private answers during an Apprise send."""
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        answers = resolve(host, port, *args, **kwargs)
+        current = _current_pass.get()
+        if current is not None:
+            addresses = [
+                ipaddress.ip_address(str(answer[4][0]).split("%")[0]) for answer in answers
+            ]
+            try:
+                netguard.refuse_private(str(host), addresses)
+            except UnsafeDestinationError as error:
+                current.refusals.append(str(error))
+                # What every client library expects of a name it cannot use.
+                raise socket.gaierror(socket.EAI_NONAME, str(error)) from None
+        return answers
+
+    getaddrinfo.relais_checks_apprise = True  # type: ignore[attr-defined]
+    return getaddrinfo
+
+
+@contextmanager
+def _public_names_only(send: _ApprisePass) -> Iterator[None]:
+    # Installed over whatever resolver is in place (once: other code is unaffected, the check
+    # applies only in a send's context), and left in place so that a worker Apprise stopped
+    # waiting for stays checked.
+    with _install_lock:
+        if not getattr(socket.getaddrinfo, "relais_checks_apprise", False):
+            socket.getaddrinfo = _checking(socket.getaddrinfo)
+    token = _current_pass.set(send)
+    try:
+        yield
+    finally:
+        _current_pass.reset(token)
 
 
 def valid_apprise_url(url: str) -> bool:

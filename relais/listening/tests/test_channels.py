@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -117,6 +119,85 @@ def test_an_apprise_web_hook_delivers_to_a_real_receiver(workspace, owner, recei
     (notice,) = receiver.received
     assert notice.path == "/notify"
     assert "Free" in json.loads(notice.body)["title"]
+
+
+PUBLIC_ADDRESS = "93.184.215.14"
+
+
+class Resolver:
+    """Stands in for DNS: answers each of `names` with the address it is set to (given
+    numerically, so no query leaves the machine); other names go to the system resolver."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, names: dict[str, str]) -> None:
+        self.names = names
+        self.system = socket.getaddrinfo
+        monkeypatch.setattr(socket, "getaddrinfo", self.getaddrinfo)
+
+    def getaddrinfo(self, host: Any, port: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        return self.system(self.names.get(host, host), port, *args, **kwargs)
+
+
+def an_alert(owner, workspace) -> Alert:
+    query = do_create_query(owner, workspace, name="Free", text="free")
+    return Alert.objects.create(
+        workspace=workspace,
+        query=query,
+        metric="volume",
+        started_at=query.created_at,
+        detected_at=query.created_at,
+        observed=20,
+        expected=1,
+        peak=20,
+    )
+
+
+@pytest.fixture
+def local_receiver(settings):
+    """A receiver on 127.0.0.1, with private destinations refused as in production."""
+    settings.RELAIS = {**settings.RELAIS, "ALLOW_PRIVATE_DESTINATIONS": False}
+    server = Receiver()
+    yield server
+    server.close()
+
+
+def test_an_apprise_name_rebound_to_a_private_address_after_the_checks_is_refused(
+    workspace, owner, monkeypatch, local_receiver
+):
+    port = local_receiver.httpd.server_address[1]
+    resolver = Resolver(monkeypatch, {"hooks.example.com": PUBLIC_ADDRESS})
+    channel = do_create_channel(
+        owner, workspace, name="Chat", kind="apprise", target=f"json://hooks.example.com:{port}/n"
+    )
+    checked = delivery.check_apprise_destination
+
+    def check_then_rebind(url: str) -> None:
+        checked(url)  # the name is public when checked just before the send...
+        resolver.names["hooks.example.com"] = "127.0.0.1"  # ...and private right after
+
+    monkeypatch.setattr(delivery, "check_apprise_destination", check_then_rebind)
+    payload = delivery.notice_payload(an_alert(owner, workspace), "opened", "/alerts")
+    with pytest.raises(delivery.DeliveryError, match=r"private address \(127\.0\.0\.1\)"):
+        delivery.send(channel, payload, "secret")
+    assert local_receiver.received == []
+
+
+def test_an_apprise_chat_host_naming_a_private_address_is_refused_at_send(
+    workspace, owner, monkeypatch, local_receiver
+):
+    """Chat kinds are checked by address when saved; their names are checked when sending."""
+    port = local_receiver.httpd.server_address[1]
+    Resolver(monkeypatch, {"chat.intranet.example": "127.0.0.1"})
+    channel = do_create_channel(
+        owner,
+        workspace,
+        name="Chat",
+        kind="apprise",
+        target=f"ntfy://chat.intranet.example:{port}/ops",
+    )
+    payload = delivery.notice_payload(an_alert(owner, workspace), "opened", "/alerts")
+    with pytest.raises(delivery.DeliveryError, match="private address"):
+        delivery.send(channel, payload, "secret")
+    assert local_receiver.received == []
 
 
 def test_a_channel_unreadable_after_a_key_change_says_so(workspace, owner, receiver, settings):

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from relais.listening import query
 from relais.listening.query import (
     MAX_NESTING,
     MAX_QUERY_LENGTH,
@@ -27,6 +28,7 @@ from relais.listening.query import (
     normalize,
     parse_query,
     to_text,
+    token_text,
     tokenize,
 )
 
@@ -69,6 +71,49 @@ def test_normalize_is_idempotent(text: str) -> None:
 def test_tokens_retokenize_to_themselves(text: str) -> None:
     for token in tokenize(text):
         assert tokenize(token) == [token]
+
+
+# Texts made of what the tokenizer's special cases are about: sigils before, after and between
+# words, handles going on with dots and hyphens, e-mail addresses, case, every kind of separator.
+ascii_pieces = st.sampled_from(
+    [
+        "Air",
+        "fr",
+        "_",
+        "42",
+        "#",
+        "@",
+        ".",
+        "-",
+        "#a",
+        "@b",
+        "@c.d",
+        "@e-",
+        "x@y.z",
+        "C#",
+        " ",
+        "\t",
+    ]
+)
+ascii_texts = st.one_of(
+    st.lists(st.one_of(ascii_pieces, st.characters(max_codepoint=127)), max_size=20).map("".join),
+    st.text(),
+)
+
+
+@settings(max_examples=500)
+@given(ascii_texts)
+def test_token_text_is_the_tokens_joined(text: str) -> None:
+    assert token_text(text) == f" {' '.join(tokenize(text))} "
+
+
+@settings(max_examples=500)
+@given(ascii_texts.filter(str.isascii))
+def test_lower_case_ascii_pattern_is_the_word_pattern(text: str) -> None:
+    lowered = text.lower()
+    assert query._LOWER_ASCII_TOKEN_PATTERN.findall(lowered) == query._ASCII_TOKEN_PATTERN.findall(
+        lowered
+    )
 
 
 # --- syntax ----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from relais.sandbox.actions import (
+    DEMO_AIRLINE_SPEED,
     DEMO_PASSWORD,
     DEMO_SPEED,
     DEMO_USERS,
@@ -32,7 +33,17 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=os.environ.get("RELAIS_HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("RELAIS_PORT", "8000")))
         parser.add_argument("--no-demo", action="store_true", help="do not create the demo")
-        parser.add_argument("--speed", type=float, default=DEMO_SPEED, help="demo replay speed")
+        parser.add_argument(
+            "--speed",
+            type=float,
+            default=DEMO_SPEED,
+            help=(
+                "history seconds per second of the demo's Free and customer-support replays"
+                " (default %(default)g); the airline replay always plays at"
+                f" {DEMO_AIRLINE_SPEED:g}x real time, pauses kept, the pace its crisis alert is"
+                " timed for"
+            ),
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         call_command("migrate", interactive=False, verbosity=0)

@@ -15,7 +15,9 @@ class Command(BaseCommand):
     help = 'Create the "Demo" workspace with its sandbox accounts and live replays (once).'
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--speed", type=float, default=DEMO_SPEED)
+        parser.add_argument(
+            "--speed", type=float, default=DEMO_SPEED, help="as for `relais run --speed`"
+        )
         parser.add_argument("--max-gap", type=float, default=DEMO_MAX_GAP)
 
     def handle(self, *args: Any, **options: Any) -> None:
