@@ -24,26 +24,14 @@ SEED = 20251126
 EPOCHS = 30
 SENTIMENTS = ("negative", "neutral", "positive")
 AIRLINE_WEIGHT = 3.0  # chosen on an airline validation slice of the training split
-# Weights of the keyword rules' weak labels and of the airline reasons beside the hand labels,
-# chosen by 3-fold cross-validation on the hand-labelled set (never on the gold sets).
+# Weights of the keyword rules' weak labels beside the hand labels, chosen by 3-fold
+# cross-validation on the hand-labelled set (never on the gold sets). The airline complaint
+# categories are no longer added to the reason head: with 1,480 hand-labelled posts, 3-fold
+# CV macro-F1 fr / en was 42.21 / 36.36 without them and 41.54 / 33.82 at weight 0.2.
 WEAK_INTENT_WEIGHT = 0.1
 WEAK_REASON_WEIGHT = 0.3
-AIRLINE_REASON_WEIGHT = 0.2
 FEATURES = FeatureConfig(bits=18)
 NB_SMOOTHING = 0.3  # pseudo-count of the log-count ratios, chosen on TweetEval validation
-# Airline complaint categories mapped onto Relais's reasons (see docs/nlp.md).
-AIRLINE_REASONS = {
-    "Late Flight": "outage_delay",
-    "Cancelled Flight": "outage_delay",
-    "longlines": "outage_delay",
-    "Lost Luggage": "lost_item",
-    "Damaged Luggage": "product_defect",
-    "Customer Service Issue": "staff_service",
-    "Flight Attendant Complaints": "staff_service",
-    "Flight Booking Problems": "other",
-    "Bad Flight": "other",
-    "Can't Tell": "other",
-}
 
 
 @dataclass(frozen=True)
@@ -212,11 +200,8 @@ def intent_data() -> Examples:
 def reason_data() -> Examples:
     labelled = [r for r in corpora.hand_labelled() if r["intent"] == "complaint"]
     weak = [r for r in traffic_rows() if keywords.intent(r["text"]) == "complaint"]
-    airline = [r for r in corpora.airline("train") if r["reason"]]
-    return (
-        examples(labelled, lambda r: r["reason"])
-        + examples(weak, lambda r: keywords.reason(r["text"]), WEAK_REASON_WEIGHT)
-        + examples(airline, lambda r: AIRLINE_REASONS[r["reason"]], AIRLINE_REASON_WEIGHT)
+    return examples(labelled, lambda r: r["reason"]) + examples(
+        weak, lambda r: keywords.reason(r["text"]), WEAK_REASON_WEIGHT
     )
 
 

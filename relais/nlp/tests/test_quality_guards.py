@@ -1,6 +1,6 @@
 """Regression guards on the SHIPPED artifacts: a retrained model that is worse cannot land.
 
-FLOORS are the figures measured on the shipped model (relais-nlp-2025.11.3, minus 0.5 point of
+FLOORS are the figures measured on the shipped model (relais-nlp-2025.11.4, minus 0.5 point of
 slack; the language floor is its bar); BARS are the issue's targets. Targets not reached yet are
 strict xfails, so reaching one fails the test and forces the floor to be raised.
 """
@@ -18,10 +18,10 @@ FLOORS = {
     "umsab_fr_macro_f1": 58.7,
     "airline_accuracy": 80.31,
     "langid_accuracy": 97.0,
-    "intent_fr_macro_f1": 46.97,
-    "intent_en_macro_f1": 40.94,
-    "reason_fr_macro_f1": 34.4,
-    "reason_en_macro_f1": 32.77,
+    "intent_fr_macro_f1": 59.04,
+    "intent_en_macro_f1": 42.79,
+    "reason_fr_macro_f1": 36.62,
+    "reason_en_macro_f1": 46.83,
 }
 BARS = {
     "tweeteval_sentiment_macro_recall": 65.0,
@@ -69,7 +69,6 @@ def test_intent_head_beats_the_keyword_baseline(figures: dict[str, float], lang:
     assert figures[f"intent_{lang}_macro_f1"] > figures[f"keyword_intent_{lang}_macro_f1"]
 
 
-@pytest.mark.xfail(strict=True, reason="reason head still below the keyword rules")
 @pytest.mark.parametrize("lang", ["fr", "en"])
 def test_reason_head_beats_the_keyword_baseline(figures: dict[str, float], lang: str) -> None:
     assert figures[f"reason_{lang}_macro_f1"] > figures[f"keyword_reason_{lang}_macro_f1"]
