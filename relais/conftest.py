@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import hypothesis
 import pytest
 
 from relais.accounts.actions import do_add_member, do_create_user, do_create_workspace
@@ -14,6 +15,11 @@ from relais.accounts.models import User, Workspace
 from relais.connectors.base import InboundAuthor, InboundItem, PostKind
 from relais.connectors.models import ConnectedAccount
 from relais.sandbox.actions import do_connect_sandbox_account
+
+# Property tests check behaviour, not speed: no per-example deadline (a loaded CI machine would
+# fail them at random; speed is measured by benchmarks/).
+hypothesis.settings.register_profile("relais", deadline=None)
+hypothesis.settings.load_profile("relais")
 
 _counter = itertools.count(1)
 T0 = datetime(2024, 8, 19, 9, 0, tzinfo=UTC)
