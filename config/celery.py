@@ -25,6 +25,7 @@ def schedule_periodic_work(sender: Celery, **_kwargs: object) -> None:
         settings.RELAIS["PIPELINE_SWEEP_SECONDS"], sender.signature("relais.pipeline.sweep")
     )
     sender.add_periodic_task(5.0, sender.signature("relais.publishing.publish_due"))
+    sender.add_periodic_task(600.0, sender.signature("relais.publishing.check_boosts"))
     sender.add_periodic_task(60.0, sender.signature("relais.listening.evaluate_alerts"))
     sender.add_periodic_task(10.0, sender.signature("relais.connectors.poll_bluesky_all"))
     sender.add_periodic_task(

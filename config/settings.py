@@ -201,6 +201,9 @@ RELAIS: dict[str, Any] = {
     "FACEBOOK_GRAPH_BASE": os.environ.get("RELAIS_FACEBOOK_GRAPH_BASE", ""),
     "FACEBOOK_GRAPH_VERSION": os.environ.get("RELAIS_FACEBOOK_GRAPH_VERSION", ""),
     "FACEBOOK_DIALOG_BASE": os.environ.get("RELAIS_FACEBOOK_DIALOG_BASE", ""),
+    # The address the internet reaches this server at (https://relais.example.com): networks
+    # that fetch a post's image themselves (Instagram) get it from a signed address under it.
+    "PUBLIC_URL": os.environ.get("RELAIS_PUBLIC_URL", "").rstrip("/"),
     # A workspace's X API spending per month, in US dollars, until an admin sets its own.
     "X_MONTHLY_BUDGET_USD": float(os.environ.get("RELAIS_X_MONTHLY_BUDGET_USD", "25")),
 }

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import hypothesis
 import pytest
 
 from relais.accounts.actions import do_add_member, do_create_user, do_create_workspace
@@ -14,6 +15,11 @@ from relais.accounts.models import User, Workspace
 from relais.connectors.base import InboundAuthor, InboundItem, PostKind
 from relais.connectors.models import ConnectedAccount
 from relais.sandbox.actions import do_connect_sandbox_account
+
+# Property tests check behaviour, not speed: no per-example deadline (a loaded CI machine would
+# fail them at random; speed is measured by benchmarks/).
+hypothesis.settings.register_profile("relais", deadline=None)
+hypothesis.settings.load_profile("relais")
 
 _counter = itertools.count(1)
 T0 = datetime(2024, 8, 19, 9, 0, tzinfo=UTC)
@@ -25,6 +31,14 @@ def _eager_tasks() -> None:
     from config.celery import app
 
     app.conf.task_always_eager = True
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _click_journals_of_this_run(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Clicks journalled by tests stay out of the data directory a real `relais run` replays."""
+    from relais.publishing import links
+
+    links.recorder.journal_dir = tmp_path_factory.mktemp("clicks")
 
 
 @pytest.fixture

@@ -38,7 +38,10 @@ def workspace_view(capability: Capability = Capability.VIEW) -> Callable[[View],
                 raise Http404
             request.workspace = membership.workspace  # type: ignore[attr-defined]
             request.membership = membership  # type: ignore[attr-defined]
-            request.session["last_workspace"] = workspace_slug
+            if request.session.get("last_workspace") != workspace_slug:
+                # Only on change: an assignment marks the session modified, which saves it
+                # (an UPDATE on PostgreSQL) on every page otherwise.
+                request.session["last_workspace"] = workspace_slug
             return view(request, **kwargs)
 
         return wrapper

@@ -53,6 +53,7 @@ from relais.core.errors import ValidationFailedError
 from relais.core.events import publish_event
 from relais.pipeline.actions import do_accept_items
 from relais.pipeline.models import Post
+from relais.publishing.inbound import do_withdraw_forwards
 
 logger = logging.getLogger(__name__)
 
@@ -273,6 +274,8 @@ def _record_engagements(account: ConnectedAccount, events: Sequence[EngagementEv
     stored = Engagement.objects.in_workspace(workspace_id).filter(network=network)
     subjects = set(stored.filter(remote_id__in=undone).values_list("subject_remote_id", flat=True))
     stored.filter(remote_id__in=undone).delete()
+    # A deleted repost or quote of a published target is a withdrawn forward too.
+    do_withdraw_forwards(workspace_id, network, undone)
     new = [e for e in events if not e.undone]
     Engagement.objects.bulk_create(
         [

@@ -84,6 +84,9 @@ class MediaFile:
     mime_type: str
     data: bytes = field(repr=False)
     alt: str = ""
+    # Where the network may fetch it itself (Relais' signed public address), for networks that
+    # take an image by address rather than uploaded (Instagram); empty when none is configured.
+    url: str = ""
 
 
 IMAGE_SIGNATURES = {
@@ -173,6 +176,7 @@ class Connector(ABC):
     display_name: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]]
     limits: ClassVar[Limits]
+    requires_image: ClassVar[bool] = False  # a post without an image cannot be published
 
     def __init__(self, account: AccountContext) -> None:
         self.account = account
@@ -197,3 +201,8 @@ class Connector(ABC):
     def text_length(self, text: str) -> int:
         """Length as the network counts it; networks that count otherwise override this."""
         return len(text)
+
+    def boosters(self, remote_id: str) -> set[str] | None:
+        """Who reposts one of our posts now, for networks that send nothing when a repost is
+        undone (their stored reposts are compared with it); None: not known."""
+        return None

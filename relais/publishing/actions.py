@@ -35,7 +35,7 @@ from relais.core.errors import PermissionDeniedError, ValidationFailedError
 from relais.core.events import publish_event
 from relais.publishing import audience
 from relais.publishing.counting import URL, count_for
-from relais.publishing.media import outbound_media
+from relais.publishing.media import check_images_for_networks, outbound_media
 from relais.publishing.models import (
     Claim,
     CodeMode,
@@ -301,6 +301,7 @@ def _move(
 
 def do_submit_for_approval(user: User, draft: Draft) -> int:
     check_capability(user, draft.workspace_id, Capability.REPLY)
+    check_images_for_networks(draft)
     return _move(
         user,
         draft,

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 
 from relais.core import clock
 from relais.core.api import request_token, run_action
@@ -89,7 +89,7 @@ def create_draft(request: HttpRequest, body: DraftIn) -> Any:
     created = run_action(
         lambda: actions.do_create_draft(token.user, token.workspace_id, body.text, body.account_ids)
     )
-    return 201, queries.draft(token.workspace_id, created.pk)
+    return Status(201, queries.draft(token.workspace_id, created.pk))
 
 
 @router.post("/drafts/{draft_id}/submit", response={200: DraftOut, 400: ErrorOut, 403: ErrorOut})

@@ -39,6 +39,8 @@ DEBUG_HOSTS = [".localhost", "127.0.0.1", "[::1]"]  # what Django allows when DE
 
 
 def with_link_redirects(django_application: Callable[..., Awaitable[None]]) -> Application:
+    links.recorder.start()  # also replays the click journals a killed process left
+
     async def application(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
             match = LINK_PATH.fullmatch(scope["path"])

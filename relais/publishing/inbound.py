@@ -5,7 +5,9 @@ first time, inside the batch's transaction:
 
 - a repost, quote or boost of one of our published targets becomes a ``Forward`` of its cascade
   (once per forwarder and target, so a redelivered batch changes nothing). Who it came from is
-  the forward it names (a repost ``via`` another, a quote of a quote), else our post itself;
+  the forward it names (a repost ``via`` another, a quote of a quote), else our post itself.
+  A forward undone on the network is marked withdrawn (``do_withdraw_forwards`` from a stream's
+  deletions, ``do_withdraw_missing_forwards`` from a network's list of current forwarders);
 - a customer's reply to an offer's post that says one of the offer's keywords becomes an
   ``OfferReply``, stored with the reply (an outbox). The unit is taken and the code sent back
   afterwards by ``do_answer_offer_reply`` (the beat's publish run and a task after commit),
@@ -14,6 +16,7 @@ first time, inside the batch's transaction:
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -44,6 +47,8 @@ from relais.publishing.models import (
     TargetStatus,
     TrackedLink,
 )
+
+logger = logging.getLogger(__name__)
 
 ANSWER_LEASE = timedelta(seconds=60)
 MAX_ANSWER_ATTEMPTS = 5
@@ -123,7 +128,7 @@ def _record_forwards(
         if target is None:
             continue
         kind = "quote" if post.kind != PostKind.REPOST else "repost"
-        forward, _created = Forward.objects.get_or_create(
+        forward, created = Forward.objects.get_or_create(
             target=target,
             forwarder_id=post.author.remote_id,
             defaults={
@@ -138,10 +143,104 @@ def _record_forwards(
                 "post_remote_id": post.remote_id,
             },
         )
+        if not created and forward.withdrawn_at is not None:
+            _stand_again(forward, post)
         earlier[post.remote_id] = forward
         touched.add(target.pk)
-    for target_id in sorted(touched):
+    _announce_forwards(workspace_id, touched)
+
+
+def _stand_again(forward: Forward, post: Post) -> None:
+    """A forwarder who undid a forward and forwarded again counts from the new forward."""
+    forward.withdrawn_at = None
+    forward.forwarded_at = post.created_at
+    forward.post_remote_id = post.remote_id
+    forward.save(update_fields=["withdrawn_at", "forwarded_at", "post_remote_id"])
+
+
+def _announce_forwards(workspace_id: int, target_ids: set[int]) -> None:
+    for target_id in sorted(target_ids):
         publish_event(workspace_id, "publishing.forwarded", {"target": target_id})
+
+
+def do_withdraw_forwards(workspace_id: int, network: str, post_remote_ids: Sequence[str]) -> int:
+    """Forwards whose own post the network says is gone (a deleted repost or quote, an undone
+    boost) stop counting: marked withdrawn, kept for the cascade's history."""
+    if not post_remote_ids:
+        return 0
+    standing = Forward.objects.in_workspace(workspace_id).filter(
+        network=network, post_remote_id__in=set(post_remote_ids), withdrawn_at=None
+    )
+    return _withdraw(workspace_id, standing)
+
+
+def do_withdraw_missing_forwards(target: Target, kinds: Sequence[str], forwarders: set[str]) -> int:
+    """The network listed everyone who still forwards ``target`` in ``kinds``: the others
+    undid theirs (a network that sends no event when a boost is undone)."""
+    standing = (
+        Forward.objects.in_workspace(target.workspace_id)
+        .filter(target=target, kind__in=kinds, simulated=False, withdrawn_at=None)
+        .exclude(forwarder_id__in=forwarders)
+    )
+    return _withdraw(target.workspace_id, standing)
+
+
+# Networks that send nothing when a boost or repost is undone (Mastodon, Bluesky's AppView)
+# are asked who still forwards our recent posts that way.
+BOOSTS_CHECKED_FOR = timedelta(days=7)
+LISTED_FORWARDS = ("boost", "repost")
+
+
+def targets_with_standing_boosts(now: Any, limit: int = 200) -> list[int]:
+    """Published targets of the last week with real boosts still counted, oldest check first."""
+    return list(
+        Target.objects.filter(
+            status=TargetStatus.PUBLISHED,
+            published_at__gte=now - BOOSTS_CHECKED_FOR,
+            forwards__kind__in=LISTED_FORWARDS,
+            forwards__simulated=False,
+            forwards__withdrawn_at=None,
+        )
+        .distinct()
+        .order_by("published_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def do_check_boosts(target_id: int) -> int:
+    """Withdraw the boosts of one published target that its network no longer lists."""
+    target = Target.objects.select_related("account").get(pk=target_id)
+    try:
+        boosters = connector_for(target.account).boosters(target.remote_id)
+    except CredentialsExpiredError:
+        return 0  # the account's poll marks it for reconnection
+    except ConnectorError as exc:
+        logger.warning("could not list who boosts %s: %s", target.remote_id, exc)
+        return 0
+    if boosters is None:
+        return 0
+    return do_withdraw_missing_forwards(target, LISTED_FORWARDS, boosters)
+
+
+def _withdraw(workspace_id: int, standing: Any) -> int:
+    with transaction.atomic():
+        withdrawn = list(standing.select_for_update().select_related("target"))
+        if not withdrawn:
+            return 0
+        Forward.objects.filter(pk__in=[forward.pk for forward in withdrawn]).update(
+            withdrawn_at=clock.now()
+        )
+        for forward in withdrawn:
+            record_audit(
+                workspace_id,
+                None,
+                "publishing.forward_withdrawn",
+                forward.target,
+                forwarder=forward.handle,
+                kind=forward.kind,
+            )
+        _announce_forwards(workspace_id, {forward.target_id for forward in withdrawn})
+    return len(withdrawn)
 
 
 # Claims by reply keyword --------------------------------------------------------------------

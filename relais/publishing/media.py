@@ -7,7 +7,10 @@ the browser claimed. Networks without images publish the text alone, and the com
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core import signing
 from django.db import transaction
+from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from relais.accounts.actions import check_capability, record_audit
@@ -23,6 +26,9 @@ from relais.publishing.models import Draft, DraftMedia, Target, TargetStatus
 MAX_IMAGES = 4
 MAX_IMAGE_BYTES = 2_000_000  # Bluesky's limit, the strictest of the networks with images
 MAX_ALT_LENGTH = 1000
+MEDIA_SALT = "relais.publishing.shared_media"
+# Meta fetches the image while the container is made; a retry may come a day later.
+MEDIA_URL_LIFETIME = 2 * 24 * 3600
 
 
 def check_media(draft: Draft, filename: str, data: bytes, alt: str) -> tuple[str, str]:
@@ -95,11 +101,48 @@ def do_remove_media(user: User, media: DraftMedia) -> None:
 
 
 def outbound_media(target: Target) -> tuple[MediaFile, ...]:
-    """The draft's images as the connector takes them."""
+    """The draft's images as the connector takes them, with their public address if any."""
     return tuple(
-        MediaFile(filename=m.filename, mime_type=m.mime_type, data=bytes(m.data), alt=m.alt)
+        MediaFile(
+            filename=m.filename,
+            mime_type=m.mime_type,
+            data=bytes(m.data),
+            alt=m.alt,
+            url=public_media_url(m),
+        )
         for m in DraftMedia.objects.filter(draft_id=target.draft_id)
     )
+
+
+def public_media_url(media: DraftMedia) -> str:
+    """A signed address anyone may fetch the image at for a while ('' without a public URL)."""
+    base = settings.RELAIS.get("PUBLIC_URL", "")
+    if not base:
+        return ""
+    token = signing.dumps(media.pk, salt=MEDIA_SALT, compress=True)
+    return f"{base}{reverse('shared_media', args=[token])}"
+
+
+def shared_media(token: str) -> DraftMedia | None:
+    """The image a signed address names, while it is valid."""
+    try:
+        media_id = signing.loads(token, salt=MEDIA_SALT, max_age=MEDIA_URL_LIFETIME)
+    except signing.BadSignature:
+        return None
+    return DraftMedia.objects.filter(pk=media_id).first()
+
+
+def check_images_for_networks(draft: Draft) -> None:
+    """A network that publishes nothing without an image (Instagram) is told before approval."""
+    if draft.media.exists():
+        return
+    for target in draft.targets.select_related("account"):
+        connector = CONNECTORS.get(target.account.network)
+        if connector is not None and connector.requires_image:
+            raise ValidationFailedError(
+                _("A post to %(network)s needs an image: attach one first.")
+                % {"network": connector.display_name}
+            )
 
 
 def carries_images(account: ConnectedAccount) -> bool:

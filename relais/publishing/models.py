@@ -249,6 +249,9 @@ class Forward(WorkspaceOwned):
     simulated = models.BooleanField(default=False)
     # A simulated forward's clicks and claims are drawn once its time has come.
     settled = models.BooleanField(default=True)
+    # Set when the forwarder undid it (a deleted repost or quote, an undone boost). The row
+    # stays for the cascade's history; reach and engagement count only standing forwards.
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

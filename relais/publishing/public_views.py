@@ -10,6 +10,7 @@ from relais.core import clock
 from relais.core.errors import RelaisError
 from relais.publishing import links
 from relais.publishing.actions import do_claim
+from relais.publishing.media import shared_media
 from relais.publishing.models import Offer, TrackedLink
 
 FORWARDER_PARAM = links.FORWARDER_PARAM
@@ -33,6 +34,18 @@ def follow_link(request: HttpRequest, code: str) -> HttpResponse:
     response = HttpResponseRedirect(links.redirect_location(link, forwarder))
     response["Cache-Control"] = "private, no-store"
     response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@require_GET
+def shared_image(request: HttpRequest, token: str) -> HttpResponse:
+    """A post's image for a network that fetches it itself (Instagram), by a signed address."""
+    media = shared_media(token)
+    if media is None:
+        raise Http404
+    response = HttpResponse(bytes(media.data), content_type=media.mime_type)
+    response["Cache-Control"] = "private, max-age=3600"
+    response["X-Content-Type-Options"] = "nosniff"
     return response
 
 

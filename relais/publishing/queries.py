@@ -192,7 +192,9 @@ def offer_report(workspace_id: int, offer_id: int, now: datetime) -> OfferReport
     for link_id, link in links.items():
         if link.target is None:
             continue
-        forwards = list(link.target.forwards.filter(forwarded_at__lte=now))
+        forwards = list(
+            link.target.forwards.filter(forwarded_at__lte=now, withdrawn_at__isnull=True)
+        )
         every_forward += forwards
         simulated = bool(forwards) and all(f.simulated for f in forwards)
         posts.append(
@@ -278,7 +280,7 @@ def _stored_engagements(
         if target_id is not None and target_id not in reported:
             events.append((target_id, "replies", created.date()))
     forwards = Forward.objects.in_workspace(workspace_id).filter(
-        target_id__in=set(published.values()) - reported, simulated=False
+        target_id__in=set(published.values()) - reported, simulated=False, withdrawn_at=None
     )
     for target_id, kind, when in forwards.values_list("target_id", "kind", "forwarded_at"):
         if kind in FORWARD_ENGAGEMENT:
@@ -295,12 +297,16 @@ class CascadeDot:
     handle: str
     depth: int
     at: datetime
+    withdrawn: bool
 
 
 def cascade_picture(
     target: Target, now: datetime, width: int = 760, row: int = 48, limit: int = 1500
 ) -> tuple[list[CascadeDot], int]:
-    """Forwards on a timeline (x: time since the post, y: depth), each linked to its parent."""
+    """Forwards on a timeline (x: time since the post, y: depth), each linked to its parent.
+
+    Withdrawn forwards stay on the picture (marked): a forward under one still came through it.
+    """
     forwards = list(
         Forward.objects.filter(target=target, forwarded_at__lte=now).order_by("forwarded_at")[
             :limit
@@ -319,7 +325,14 @@ def cascade_picture(
         where[forward.pk] = (x, y)
         dots.append(
             CascadeDot(
-                x, y, parent_x, parent_y, forward.handle, forward.depth, forward.forwarded_at
+                x,
+                y,
+                parent_x,
+                parent_y,
+                forward.handle,
+                forward.depth,
+                forward.forwarded_at,
+                withdrawn=forward.withdrawn_at is not None,
             )
         )
     height = int(row * (max(d.depth for d in dots) + 1.5))

@@ -75,6 +75,8 @@ RETRY_WINDOW = timedelta(minutes=15)  # how far back a retried send looks for it
 FIREHOSE = "firehose"
 NOTIFICATIONS = "notifications"
 LIST_NOTIFICATIONS = "app.bsky.notification.listNotifications"
+GET_REPOSTED_BY = "app.bsky.feed.getRepostedBy"
+REPOSTED_BY_PAGE = 100  # the lexicon's maximum
 NOTIFICATION_REASONS = ("mention", "reply", "quote", "repost", "like")
 NOTIFICATION_PAGE_SIZE = 100  # the lexicon's maximum
 MAX_NOTIFICATION_PAGES = 10  # per poll; more waits in the cursor's "gap" for the next poll
@@ -1129,6 +1131,27 @@ class BlueskyConnector(Connector):
         return True
 
     # -- reading through the AppView ----------------------------------------------------------
+
+    def boosters(self, remote_id: str, *, most: int = 2000) -> set[str] | None:
+        """Who reposts a brand post now (DIDs), from the AppView, whose notifications say
+        nothing when a repost is deleted. None past ``most``, or on a PDS without an AppView
+        (its accounts read the firehose, which reports the deletion itself)."""
+        dids: set[str] = set()
+        params: dict[str, Any] = {"uri": remote_id, "limit": REPOSTED_BY_PAGE}
+        while True:
+            try:
+                page = self._authed_query(GET_REPOSTED_BY, params)
+            except ConnectorError as exc:
+                if exc.retryable or exc.status_code != 400:
+                    raise
+                return None
+            found = [p for p in page.get("repostedBy") or [] if isinstance(p, dict)]
+            dids |= {str(profile["did"]) for profile in found if profile.get("did")}
+            if not page.get("cursor") or not found:
+                return dids
+            if len(dids) >= most:
+                return None
+            params = {**params, "cursor": page["cursor"]}
 
     def fetch_notifications(
         self, cursor: dict[str, Any] | None, *, limit: int = 500

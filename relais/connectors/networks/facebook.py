@@ -605,14 +605,22 @@ class InstagramConnector(GraphConnector):
     key: ClassVar[str] = "instagram"
     display_name: ClassVar[str] = "Instagram"
     platform: ClassVar[str] = "instagram"
-    # Publishing needs an image at a public address Meta fetches (``publish_image``): text alone
-    # cannot be published on Instagram, and the composer's images are not served publicly yet,
-    # so PUBLISH is not declared.
+    # A published post is one image Meta fetches from Relais' public address with its caption
+    # (``publish``); text alone cannot be published on Instagram.
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.INBOX, Capability.REPLY, Capability.PRIVATE_MESSAGES, Capability.METRICS}
+        {
+            Capability.INBOX,
+            Capability.REPLY,
+            Capability.PRIVATE_MESSAGES,
+            Capability.METRICS,
+            Capability.PUBLISH,
+            Capability.IMAGES,
+        }
     )
-    # A comment holds up to 2,200 characters; a Direct message 1,000.
-    limits: ClassVar[Limits] = Limits(max_text_length=1000)
+    # A comment or a caption holds up to 2,200 characters, a Direct message 1,000: the
+    # stricter is checked. One image per post (a carousel is not built).
+    limits: ClassVar[Limits] = Limits(max_text_length=1000, max_media=1)
+    requires_image: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -724,6 +732,20 @@ class InstagramConnector(GraphConnector):
         return {name: int(value) for name, value in counts.items() if isinstance(value, int)}
 
     # -- content publishing: container, status, publish ------------------------------------
+
+    def publish(self, post: OutboundPost, *, idempotency_key: str) -> PublishedRef:
+        """The post's first image with its text as caption (a carousel is not built)."""
+        if not post.media:
+            raise ConnectorError("an Instagram post needs an image")
+        image = post.media[0]
+        if image.mime_type != "image/jpeg":
+            raise ConnectorError("Instagram publishes JPEG images only")
+        if not image.url:
+            raise ConnectorError(
+                "Instagram fetches the image from Relais: set RELAIS_PUBLIC_URL to the address "
+                "the internet reaches this server at"
+            )
+        return self.publish_image(image.url, post.text, idempotency_key=idempotency_key)
 
     def publish_image(self, image_url: str, caption: str, *, idempotency_key: str) -> PublishedRef:
         """Publish one image (JPEG at a public address Meta fetches) with its caption.

@@ -66,8 +66,13 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_SCOPES = "read write"  # the coarse scopes: every compatible server knows them
 OUT_OF_BAND = "urn:ietf:wg:oauth:2.0:oob"
-NOTIFICATION_TYPES = ("mention", "favourite", "reblog")
+# "quote" exists since Mastodon 4.5 (API version 7); a server that refuses an unknown type is
+# asked again without it (``fetch``).
+NOTIFICATION_TYPES = ("mention", "favourite", "reblog", "quote")
+QUOTE_STATES_SHOWN = frozenset({"accepted"})  # a pending or revoked quote shows no post
+REFUSED_PARAMETER = frozenset({400, 422})
 PAGE_SIZE = 40  # the documented default page of notifications (the maximum is 80)
+BOOSTERS_PAGE_SIZE = 80  # the maximum page of accounts
 TAG_PAGE_SIZE = 40  # the maximum page of a hashtag timeline
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 MAX_CHARACTERS = 500
@@ -444,15 +449,13 @@ class MastodonConnector(Connector):
     def fetch(self, cursor: dict[str, Any] | None, *, limit: int = 500) -> FetchPage:
         """Notifications, then statuses of the followed hashtags, newer than the cursor.
 
-        The cursor holds one ``min_id`` per source: ``{"min_id": ..., "tags": {tag: ...}}``.
+        The cursor holds one ``min_id`` per source: ``{"min_id": ..., "tags": {tag: ...}}``,
+        and ``"quotes": false`` once the server refused the ``quote`` notification type.
         """
         cursor = cursor or {}
         items: list[InboundItem] = []
         skipped = 0
-        types = [("types[]", kind) for kind in NOTIFICATION_TYPES]
-        notifications = self._read_forward(
-            "/api/v1/notifications", types, cursor.get("min_id"), limit, PAGE_SIZE
-        )
+        notifications, quotes = self._read_notifications(cursor, limit)
         for notification in notifications.payloads:
             try:
                 items += self._items_for(notification)
@@ -460,6 +463,8 @@ class MastodonConnector(Connector):
                 log_malformed("Mastodon", notification, exc)
                 skipped += 1
         next_cursor: dict[str, Any] = {"min_id": notifications.newest} if notifications else {}
+        if not quotes:
+            next_cursor["quotes"] = False
         has_more = notifications.has_more
         tags: dict[str, str] = {}
         for tag in self.hashtags:
@@ -479,6 +484,31 @@ class MastodonConnector(Connector):
         if tags:
             next_cursor["tags"] = tags
         return FetchPage(items, next_cursor, has_more, skipped)
+
+    def _read_notifications(self, cursor: dict[str, Any], limit: int) -> tuple[ForwardRead, bool]:
+        """Notifications newer than the cursor, and whether the server takes the quote type.
+
+        Servers speaking Mastodon's API differ on unknown ``types[]``: Mastodon before 4.5
+        ignores them, some others answer 400 or 422. Those are asked again without "quote".
+        """
+        quotes = cursor.get("quotes", True) is not False
+        kinds = (
+            NOTIFICATION_TYPES if quotes else tuple(k for k in NOTIFICATION_TYPES if k != "quote")
+        )
+        try:
+            read = self._read_forward(
+                "/api/v1/notifications",
+                [("types[]", kind) for kind in kinds],
+                cursor.get("min_id"),
+                limit,
+                PAGE_SIZE,
+            )
+        except ConnectorError as exc:
+            if not quotes or exc.status_code not in REFUSED_PARAMETER:
+                raise
+            logger.info("%s refused the quote notification type: %s", self.instance, exc)
+            return self._read_notifications({**cursor, "quotes": False}, limit)[0], False
+        return read, quotes
 
     def _read_forward(
         self, path: str, params: list[tuple[str, str]], after: Any, limit: int, page_size: int
@@ -517,7 +547,9 @@ class MastodonConnector(Connector):
             return []  # a server that ignores ``types[]`` sends follows and polls too
         subject = self.status_item(required(notification, "status"), notification)
         if kind != "reblog":
-            return [subject]  # a mention; or, favourited, the brand's status with its new counts
+            # A mention or a quote (the quoting status); or, favourited, the brand's status
+            # with its new counts.
+            return [subject]
         account = required(notification, "account")
         boost = InboundItem(
             # The boost's own status id is not in the notification: name it by its parts.
@@ -562,6 +594,10 @@ class MastodonConnector(Connector):
             "url": status.get("url"),
             "visibility": visibility,
         }
+        if quoted := quoted_status_id(status):
+            raw["quoted"] = quoted
+            if kind == PostKind.POST:
+                kind = PostKind.QUOTE
         if notification is not None:
             raw["notification"] = {"id": str(notification["id"]), "type": notification["type"]}
         brand = self.own_author().handle
@@ -633,6 +669,22 @@ class MastodonConnector(Connector):
         """Likes (favourites), reposts (boosts) and replies of one status, as counted now."""
         return _metrics(self.get_status(remote_id))
 
+    def boosters(self, remote_id: str, *, most: int = 2000) -> set[str] | None:
+        """Everyone who boosts the status now (qualified handles), or None past ``most``."""
+        path = f"/api/v1/statuses/{quote(remote_id, safe='')}/reblogged_by"
+        handles: set[str] = set()
+        params = [("limit", str(BOOSTERS_PAGE_SIZE))]
+        while True:
+            response = self._call("GET", path, params=params)
+            page = _payload_list(response)
+            handles |= {self.qualified(str(required(account, "acct"))) for account in page}
+            older = _link_params(response, "next").get("max_id")
+            if not older or len(page) < BOOSTERS_PAGE_SIZE:
+                return handles
+            if len(handles) >= most:
+                return None
+            params = [("limit", str(BOOSTERS_PAGE_SIZE)), ("max_id", older)]
+
     def upload_media(
         self, content: bytes, *, filename: str, content_type: str, description: str = ""
     ) -> str:
@@ -661,6 +713,25 @@ class MastodonConnector(Connector):
             created_at=parse_iso_time(status.get("created_at")),
             url=str(status.get("url") or ""),
         )
+
+
+def quoted_status_id(status: dict[str, Any]) -> str:
+    """The status a status quotes ('' if none), in the shapes servers send.
+
+    Mastodon 4.5: ``quote`` is a Quote (``quoted_status``) or a ShallowQuote
+    (``quoted_status_id``) with a ``state``; only an accepted quote shows the quoted post.
+    Pleroma, Akkoma and Fedibird: ``quote_id``, or ``quote`` as the quoted status itself.
+    """
+    found = status.get("quote")
+    if isinstance(found, dict) and "state" in found:
+        if found["state"] not in QUOTE_STATES_SHOWN:
+            return ""
+        inner = found.get("quoted_status")
+        quoted = inner.get("id") if isinstance(inner, dict) else found.get("quoted_status_id")
+        return str(quoted or "")
+    if isinstance(found, dict) and found.get("id"):
+        return str(found["id"])
+    return str(status.get("quote_id") or "")
 
 
 def server_sent_events(lines: Iterable[str]) -> Iterator[tuple[str, str]]:

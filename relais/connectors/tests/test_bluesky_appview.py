@@ -25,9 +25,14 @@ from relais.connectors.models import ConnectedAccount
 from relais.connectors.networks import bluesky
 from relais.connectors.networks.bluesky import Xrpc, build_facets
 from relais.connectors.tests import bluesky_testbed
+from relais.core import clock
 from relais.inbox.actions import do_send_reply
 from relais.inbox.models import Conversation
 from relais.pipeline.models import Post
+from relais.publishing.actions import do_create_draft
+from relais.publishing.inbound import do_check_boosts
+from relais.publishing.models import Forward, Target
+from relais.publishing.tests.test_inbound import published
 from relais.tests.live_server import free_port
 
 pytestmark = [
@@ -73,6 +78,14 @@ class Person:
                 "collection": collection,
                 "record": {"$type": collection, "createdAt": created_at, **record},
             },
+            token=self.session["accessJwt"],
+        )
+
+    def delete(self, uri: str) -> None:
+        _did, collection, rkey = uri.removeprefix("at://").split("/")
+        self.xrpc.procedure(
+            "com.atproto.repo.deleteRecord",
+            {"repo": self.did, "collection": collection, "rkey": rkey},
             token=self.session["accessJwt"],
         )
 
@@ -172,6 +185,35 @@ def test_mentions_replies_quotes_reposts_and_likes_arrive_once_through_notificat
     wait_for(lambda: len(brand_person.notifications()) >= 6)
     assert do_poll_bluesky_account(brand.pk).accepted == 1
     assert Post.objects.filter(remote_id=later["uri"]).exists()
+
+
+def test_a_deleted_repost_is_withdrawn_from_the_cascade(
+    network: bluesky_testbed.DevNetwork, brand: ConnectedAccount, owner: User
+) -> None:
+    """The AppView sends no notification when a repost is deleted: the beat's check asks it
+    who still reposts our recent posts (``getRepostedBy``)."""
+    draft = do_create_draft(owner, brand.workspace_id, "Spring offer", [brand.pk])
+    announcement = bluesky_connector_for(brand).publish(
+        OutboundPost(text="Spring offer"), idempotency_key="s1"
+    )
+    target = published(owner, draft, announcement.remote_id)
+    Target.objects.filter(pk=target.pk).update(published_at=clock.now())
+    announced = bluesky_connector_for(brand).get_record(announcement.remote_id)
+    subject = {"uri": announcement.remote_id, "cid": announced["cid"]}
+    fans = [Person(network, unique("fan")) for _ in range(2)]
+    reposts = [fan.create("app.bsky.feed.repost", {"subject": subject}) for fan in fans]
+    reposters = bluesky_connector_for(brand).boosters
+    wait_for(lambda: len(reposters(announcement.remote_id) or ()) == 2)
+    do_poll_bluesky_account(brand.pk)
+    assert Forward.objects.filter(target=target, withdrawn_at=None).count() == 2
+
+    assert do_check_boosts(target.pk) == 0  # both still repost
+    fans[0].delete(reposts[0]["uri"])
+    wait_for(lambda: reposters(announcement.remote_id) == {fans[1].did})
+
+    assert do_check_boosts(target.pk) == 1
+    standing = Forward.objects.filter(target=target, withdrawn_at=None)
+    assert list(standing.values_list("forwarder_id", flat=True)) == [fans[1].did]
 
 
 def test_a_burst_larger_than_one_poll_is_read_over_several_polls_without_loss_or_repeat(

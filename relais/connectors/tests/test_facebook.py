@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -41,6 +42,7 @@ from relais.connectors.actions import do_poll_account
 from relais.connectors.base import (
     AccountContext,
     ConnectorError,
+    MediaFile,
     OutboundPost,
     PostKind,
     RateLimitedError,
@@ -85,10 +87,15 @@ from relais.connectors.tests.graph_published_spec import (
 )
 from relais.connectors.webhooks import do_process_pending_webhook_events
 from relais.core import clock
+from relais.core.errors import ValidationFailedError
 from relais.inbox.actions import do_send_reply
 from relais.inbox.models import Conversation
 from relais.pipeline.actions import do_ingest_items
 from relais.pipeline.models import PendingBatch, Post
+from relais.publishing.actions import do_create_draft, do_submit_for_approval
+from relais.publishing.media import do_attach_media
+from relais.publishing.models import TargetStatus
+from relais.publishing.tests.test_inbound import published
 
 FIXTURES = Path(__file__).parent / "fixtures" / "facebook"
 TOKEN = "EAAGm0PX4ZCpsBO7ZBqZC1xZAGZCZBdZAZCpZBZAwZDZD-page-token-of-boulangerie-acme"
@@ -806,10 +813,45 @@ def test_an_instagram_reply_answers_the_comment(
     assert request.form() == {"message": "Oui, avec livraison le samedi."}
 
 
-def test_instagram_does_not_publish_text_alone() -> None:
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xd9"
+
+
+@pytest.mark.parametrize(
+    ("media", "refusal"),
+    [
+        ((), "needs an image"),
+        ((MediaFile("lid.png", "image/png", b"\x89PNG", url="https://r.test/l/m"),), "JPEG"),
+        ((MediaFile("lid.jpg", "image/jpeg", JPEG),), "RELAIS_PUBLIC_URL"),
+    ],
+)
+def test_instagram_says_what_it_cannot_publish(media: Any, refusal: str) -> None:
     brand = InstagramConnector(AccountContext(workspace_id=0, handle="x"))
-    with pytest.raises(UnsupportedError):
-        brand.publish(OutboundPost(text="hi"), idempotency_key="k")
+    with pytest.raises(ConnectorError, match=refusal):
+        brand.publish(OutboundPost(text="hi", media=media), idempotency_key="k")
+
+
+def test_a_composed_post_reaches_instagram_with_its_image_at_relais_address(
+    page_accounts: list[ConnectedAccount], graph: GraphApi, owner: User, client: Any, settings: Any
+) -> None:
+    settings.RELAIS = {**settings.RELAIS, "PUBLIC_URL": "https://relais.example"}
+    instagram = page_accounts[1]
+    draft = do_create_draft(owner, instagram.workspace_id, CAPTION, [instagram.pk])
+    with pytest.raises(ValidationFailedError, match="Instagram needs an image"):
+        do_submit_for_approval(owner, draft)
+    do_attach_media(owner, draft, "galette.jpg", JPEG, "A galette with its paper crown")
+
+    target = published(owner, draft)
+
+    assert (target.status, target.last_error) == (TargetStatus.PUBLISHED, "")
+    assert target.remote_id == graph.published[0]["id"]
+    [container] = graph.containers.values()
+    assert container["caption"] == CAPTION
+    address = urlsplit(container["image_url"])
+    assert f"{address.scheme}://{address.netloc}" == "https://relais.example"
+    served = client.get(address.path)  # what Meta fetches, no login
+    assert (served.status_code, served["Content-Type"]) == (200, "image/jpeg")
+    assert served.content == JPEG
+    assert client.get(address.path[:-3] + "xyz").status_code == 404  # a forged address
 
 
 # -- Instagram content publishing -------------------------------------------------------------

@@ -43,14 +43,20 @@ from relais.connectors.networks.mastodon import (
     html_to_text,
     mastodon_length,
     normalize_instance,
+    quoted_status_id,
     register_app,
     seconds_until_reset,
 )
 from relais.connectors.tests.contract_server import ContractServer, Endpoint, Request, no_body
+from relais.core import clock
 from relais.inbox.actions import do_send_reply
 from relais.inbox.models import Conversation
 from relais.pipeline.actions import do_ingest_items
 from relais.pipeline.models import Post
+from relais.publishing.actions import do_create_draft
+from relais.publishing.inbound import do_check_boosts, targets_with_standing_boosts
+from relais.publishing.models import Forward
+from relais.publishing.tests.test_inbound import published
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mastodon"
 TOKEN = "ZA-Yj3aBD8U8Cm7lKUp-lm9O9BmDgdhHzDeqsY8tlL0"
@@ -91,6 +97,16 @@ def check_notifications_query(request: Request) -> list[str]:
         problems += [
             f"unknown type {t}" for t in params.get(key, []) if t not in NOTIFICATION_TYPES
         ]
+    return problems
+
+
+def check_page_query(request: Request) -> list[str]:
+    params = request.params()
+    allowed = {"max_id", "since_id", "min_id", "limit"}
+    problems = [f"unknown parameter {key}" for key in params if key not in allowed]
+    limit = params.get("limit", ["40"])[0]
+    if not (limit.isdigit() and 1 <= int(limit) <= 80):
+        problems.append(f"limit {limit} outside 1..80")
     return problems
 
 
@@ -170,6 +186,7 @@ def endpoints(token: Callable[[], str]) -> list[Endpoint]:
         Endpoint("GET", r"/api/v1/timelines/tag/[^/]+", check_tag_query),
         Endpoint("POST", r"/api/v1/statuses", check_status_body, user),
         Endpoint("GET", rf"/api/v1/statuses/{STATUS_ID}", no_body, user),
+        Endpoint("GET", rf"/api/v1/statuses/{STATUS_ID}/reblogged_by", check_page_query, user),
         Endpoint("DELETE", rf"/api/v1/statuses/{STATUS_ID}", no_body, user),
         Endpoint("POST", r"/api/v2/media", check_media_form, user),
     ]
@@ -187,6 +204,8 @@ class MastodonServer(ContractServer):
         self.statuses = dict(statuses)
         self.token = TOKEN
         self.honours_types = True  # some compatible servers ignore types[]
+        self.known_types: set[str] | None = None  # some refuse the types they do not know
+        self.boosters: dict[str, list[dict[str, Any]]] = {}  # status id -> accounts, newest first
         self.sends_link = True
         self.created: dict[str, dict[str, Any]] = {}  # Idempotency-Key -> status
         self.served_notifications: list[str] = []
@@ -207,7 +226,8 @@ class MastodonServer(ContractServer):
         }
         if request.path in fixed:
             return 200, {}, responses[fixed[request.path]]
-        if request.method == "GET" and not request.path.startswith("/api/v1/statuses/"):
+        timeline = not request.path.startswith("/api/v1/statuses/")
+        if request.method == "GET" and (timeline or request.path.endswith("/reblogged_by")):
             return self._timeline(request)
         if request.path == "/api/v1/statuses":
             return self._create(request)
@@ -219,11 +239,19 @@ class MastodonServer(ContractServer):
         return 200, {}, self.statuses[status_id]
 
     def _timeline(self, request: Request) -> tuple[int, dict[str, str], Any]:
+        if request.path.endswith("/reblogged_by"):
+            accounts = self.boosters.get(request.path.split("/")[-2], [])
+            # Pages hold accounts; their ids page like the notifications' ones do.
+            rows = [{**a, "id": str(1000 + i)} for i, a in enumerate(reversed(accounts))]
+            return self._paginate(request.path, rows, request.params(), default_limit=40)
         if request.path != "/api/v1/notifications":
             timeline = self.tags.get(request.path.rsplit("/", 1)[1], [])
             return self._paginate(request.path, timeline, request.params(), default_limit=20)
         params = request.params()
         rows = self.notifications
+        unknown = set(params.get("types[]", [])) - (self.known_types or NOTIFICATION_TYPES)
+        if unknown:
+            return 422, {}, {"error": f"Invalid notification type: {sorted(unknown)[0]}"}
         if self.honours_types and params.get("types[]"):
             rows = [n for n in rows if n["type"] in params["types[]"]]
         answer = self._paginate("/api/v1/notifications", rows, params, default_limit=40)
@@ -452,7 +480,7 @@ def test_notifications_become_inbox_conversations(
     assert "yesterday" in caplog.text
     assert page.cursor == {"min_id": "34976410"}
     request = server.served("/api/v1/notifications")[0]
-    assert request.params()["types[]"] == ["mention", "favourite", "reblog"]
+    assert request.params()["types[]"] == ["mention", "favourite", "reblog", "quote"]
     conversations = {
         c.thread_key: c
         for c in Conversation.objects.in_workspace(mastodon_account.workspace_id).select_related(
@@ -809,3 +837,110 @@ def test_the_contract_refuses_what_the_documentation_does_not_allow(
     ]
     assert len(server.violations) == 5
     server.violations.clear()  # expected here; any other test leaving one fails
+
+
+# -- quotes and boosts --------------------------------------------------------------------------
+
+
+def quote_notification(shape: Any) -> dict[str, Any]:
+    """Mastodon 4.5's "quote" notification: ``status`` is the quoting post."""
+    notifications = fixture("notifications.json")["notifications"]
+    brand_status = next(n["status"] for n in notifications if n["type"] == "reblog")
+    quoter = notifications[1]["account"]  # zsc
+    return {
+        "id": "34976500",
+        "type": "quote",
+        "created_at": "2019-11-23T09:00:00.000Z",
+        "account": quoter,
+        "status": {
+            "id": "103186400000000001",
+            "created_at": "2019-11-23T09:00:00.000Z",
+            "in_reply_to_id": None,
+            "visibility": "public",
+            "content": "<p>Worth a look, their catalogue is great</p>",
+            "account": quoter,
+            "mentions": [],
+            "quote": shape(brand_status) if callable(shape) else shape,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("shape", "quoted"),
+    [
+        # Mastodon 4.5: a Quote holding the quoted status, or a ShallowQuote with its id.
+        (lambda brand: {"state": "accepted", "quoted_status": brand}, "103186046267791694"),
+        ({"state": "accepted", "quoted_status_id": "103186046267791694"}, "103186046267791694"),
+        # A quote waiting for approval shows nothing: not a forward (yet).
+        ({"state": "pending", "quoted_status": None}, ""),
+        # Pleroma, Akkoma, Fedibird: the quoted status itself.
+        (lambda brand: brand, "103186046267791694"),
+    ],
+)
+def test_a_quote_of_the_brand_arrives_as_a_quote(
+    server: MastodonServer, shape: Any, quoted: str
+) -> None:
+    server.notifications = [quote_notification(shape)]
+    [item] = connector(server).fetch(None).items
+    assert server.served("/api/v1/notifications")[0].params()["types[]"][-1] == "quote"
+    assert item.raw.get("quoted", "") == quoted
+    assert item.kind == (PostKind.QUOTE if quoted else PostKind.POST)
+
+
+def test_a_status_naming_its_quote_by_id_is_a_quote() -> None:
+    assert quoted_status_id({"id": "9", "quote_id": "7"}) == "7"  # Pleroma, Akkoma
+    assert quoted_status_id({"id": "9", "quote": None}) == ""
+    assert quoted_status_id({"id": "9", "quote": {"state": "revoked"}}) == ""
+
+
+def test_a_server_refusing_the_quote_type_is_asked_without_it(server: MastodonServer) -> None:
+    server.known_types = NOTIFICATION_TYPES - {"quote", "quoted_update"}
+    page = connector(server).fetch(None)
+    assert page.cursor == {"min_id": "34976410", "quotes": False}
+    assert [r.params()["types[]"][-1] for r in server.served("/api/v1/notifications")] == [
+        "quote",
+        "reblog",
+    ]
+    later = connector(server).fetch(json.loads(json.dumps(page.cursor)))
+    assert later.cursor["quotes"] is False
+    assert server.served("/api/v1/notifications")[-1].params()["types[]"][-1] == "reblog"
+    assert len(server.served("/api/v1/notifications")) == 3  # no refused request any more
+
+
+def test_boosters_are_read_across_pages(server: MastodonServer) -> None:
+    accounts = [{"acct": f"fan{i}@example.social", "username": f"fan{i}"} for i in range(100)]
+    server.boosters["103186046267791694"] = [{"acct": "zsc", "username": "zsc"}, *accounts]
+    found = connector(server).boosters("103186046267791694")
+    assert found == {f"zsc@{DOMAIN}"} | {f"fan{i}@example.social" for i in range(100)}
+    assert len(server.served("/api/v1/statuses/103186046267791694/reblogged_by")) == 2
+    assert connector(server).boosters("103186046267791694", most=50) is None
+
+
+def test_an_undone_boost_is_withdrawn_from_the_cascade(
+    server: MastodonServer, mastodon_account: ConnectedAccount, owner: User
+) -> None:
+    workspace_id = mastodon_account.workspace_id
+    draft = do_create_draft(owner, workspace_id, "Autumn catalogue", [mastodon_account.pk])
+    target = published(owner, draft, "103186046267791694")
+    target.published_at = clock.now()
+    target.save(update_fields=["published_at"])
+    server.notifications.append(
+        quote_notification(lambda brand: {"state": "accepted", "quoted_status": brand})
+    )
+    do_ingest_items(workspace_id, "mastodon", connector(server).fetch(None).items)
+    forwards = {f.kind: f for f in Forward.objects.filter(target=target)}
+    assert forwards["quote"].handle == f"zsc@{DOMAIN}"  # a quote is a forward too
+    boost = forwards["boost"]
+    assert boost.handle == "haskal@cybre.space"
+
+    # Still boosted: the check changes nothing.
+    server.boosters["103186046267791694"] = [{"acct": "haskal@cybre.space", "username": "haskal"}]
+    assert targets_with_standing_boosts(clock.now()) == [target.pk]
+    assert do_check_boosts(target.pk) == 0
+
+    # Mastodon sends no event when the boost is undone; the server's list no longer has it.
+    server.boosters["103186046267791694"] = []
+    assert do_check_boosts(target.pk) == 1
+    boost.refresh_from_db()
+    assert boost.withdrawn_at is not None
+    assert targets_with_standing_boosts(clock.now()) == []

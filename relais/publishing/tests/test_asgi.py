@@ -5,6 +5,7 @@ import asyncio
 import httpx
 import pytest
 from django.core.asgi import get_asgi_application
+from django.db import connections
 
 from relais.publishing import actions, links
 from relais.publishing.asgi import with_link_redirects
@@ -23,6 +24,17 @@ def get(path: str, host: str = "127.0.0.1", agent: str = BROWSER) -> httpx.Respo
             return await client.get(path, headers={"User-Agent": agent})
 
     return asyncio.run(call())
+
+
+@pytest.fixture(autouse=True)
+def _request_connections_closed():
+    """Each request's connection closed at its end, as with CONN_MAX_AGE 0: none stays open in
+    an executor thread, which would keep PostgreSQL from dropping the test database."""
+    database = connections.settings["default"]
+    kept = database["CONN_MAX_AGE"]
+    database["CONN_MAX_AGE"] = 0
+    yield
+    database["CONN_MAX_AGE"] = kept
 
 
 @pytest.fixture

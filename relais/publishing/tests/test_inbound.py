@@ -9,10 +9,13 @@ from django.db import connection
 from django.urls import reverse
 
 from relais.accounts.actions import do_create_api_token
+from relais.accounts.models import AuditEntry
 from relais.conftest import T0, make_item
+from relais.connectors.actions import do_accept_bluesky_page
 from relais.connectors.base import InboundAuthor, InboundItem, PostKind
 from relais.connectors.models import ConnectedAccount
 from relais.connectors.models import Engagement as NetworkEngagement
+from relais.connectors.networks.bluesky import BlueskyPage, EngagementEvent
 from relais.core import clock
 from relais.pipeline.actions import do_ingest_items
 from relais.publishing import actions, inbound, queries
@@ -137,6 +140,40 @@ def test_a_mastodon_boost_is_a_boost_of_the_cascade(owner, workspace):
         "lea@mastodon.test",
         False,
     )
+
+
+@pytest.mark.django_db
+def test_a_deleted_repost_or_quote_is_a_withdrawn_forward(owner, workspace, bluesky_account):
+    draft = actions.do_create_draft(owner, workspace.pk, "Spring sale", [bluesky_account.pk])
+    target = published(owner, draft, BRAND_POST)
+    repost = bluesky_repost("at://did:plc:anna/app.bsky.feed.repost/1", "did:plc:anna", BRAND_POST)
+    quote = bluesky_quote("at://did:plc:bert/app.bsky.feed.post/2", "did:plc:bert", BRAND_POST)
+    do_ingest_items(workspace.pk, "bluesky", [repost, quote])
+    counts, _events = queries.engagement(workspace.pk, [target])
+    assert (counts[target.pk]["reposts"], counts[target.pk]["quotes"]) == (1, 1)
+
+    # The firehose tells us both records were deleted (and an unrelated deletion).
+    undone = [repost.remote_id, quote.remote_id, "at://did:plc:zed/app.bsky.feed.like/9"]
+    page = BlueskyPage(
+        items=[], cursor={}, engagements=[EngagementEvent(uri, "", undone=True) for uri in undone]
+    )
+    do_accept_bluesky_page(bluesky_account, page)
+
+    assert Forward.objects.filter(target=target, withdrawn_at__isnull=False).count() == 2
+    counts, _events = queries.engagement(workspace.pk, [target])
+    assert (counts[target.pk]["reposts"], counts[target.pk]["quotes"]) == (0, 0)
+    dots, _height = queries.cascade_picture(target, clock.now())
+    assert [dot.withdrawn for dot in dots] == [True, True]  # still drawn, marked
+    assert AuditEntry.objects.filter(action="publishing.forward_withdrawn").count() == 2
+
+    # Anna reposts again: her forward stands again, from the new repost.
+    again = bluesky_repost(
+        "at://did:plc:anna/app.bsky.feed.repost/7", "did:plc:anna", BRAND_POST, minutes=9
+    )
+    do_ingest_items(workspace.pk, "bluesky", [again])
+    anna = Forward.objects.get(target=target, forwarder_id="did:plc:anna")
+    assert (anna.withdrawn_at, anna.post_remote_id) == (None, again.remote_id)
+    assert anna.forwarded_at == T0 + timedelta(minutes=9)
 
 
 def claim_reply(remote_id, parent, text, handle):
