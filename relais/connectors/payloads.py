@@ -11,6 +11,10 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
+
+from relais.connectors.base import ConnectorError
+
 logger = logging.getLogger("relais.connectors")
 
 
@@ -42,3 +46,17 @@ def required(data: Any, key: str) -> Any:
     if not isinstance(data, dict) or data.get(key) in (None, ""):
         raise MalformedPayloadError(f"{key} is missing")
     return data[key]
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """An answer that must be a JSON object; anything else fails the call clearly (the path is
+    named, never the query, which may carry a token)."""
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise ConnectorError(f"{response.request.url.path} answered something not JSON") from exc
+    if not isinstance(data, dict):
+        raise ConnectorError(
+            f"{response.request.url.path} answered {type(data).__name__}, not an object"
+        )
+    return data

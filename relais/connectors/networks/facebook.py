@@ -63,6 +63,7 @@ from relais.connectors.base import (
 from relais.connectors.client import RETRYABLE_STATUSES, HttpClient, parse_retry_after
 from relais.connectors.payloads import (
     MalformedPayloadError,
+    json_object,
     log_malformed,
     parse_iso_time,
     required,
@@ -204,16 +205,6 @@ class GraphHttpClient(HttpClient):
         return ConnectorError(f"Meta refused it: {message}" if message else summary)
 
 
-def _json_object(response: httpx.Response) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError as exc:
-        raise ConnectorError(f"{response.request.url.path} answered something not JSON") from exc
-    if not isinstance(data, dict):
-        raise ConnectorError(f"{response.request.url.path} answered {type(data).__name__}")
-    return data
-
-
 # ---------------------------------------------------------------------------------------------
 # Connecting with Facebook Login (the workspace's own Meta app)
 
@@ -267,13 +258,13 @@ def finish_login(
     if pending.app_secret:
         params["appsecret_proof"] = appsecret_proof(user_token, pending.app_secret)
     headers = {"Authorization": f"Bearer {user_token}"}
-    body = _json_object(client.request("GET", "/me/accounts", params=params, headers=headers))
+    body = json_object(client.request("GET", "/me/accounts", params=params, headers=headers))
     return [p for p in body.get("data") or [] if isinstance(p, dict) and p.get("access_token")]
 
 
 def _token(client: HttpClient, params: dict[str, str]) -> str:
     """``GET /oauth/access_token``: Meta's token endpoint (a code or a token to exchange)."""
-    data = _json_object(client.request("GET", "/oauth/access_token", params=params))
+    data = json_object(client.request("GET", "/oauth/access_token", params=params))
     if not data.get("access_token"):
         raise CredentialsExpiredError("Meta issued no access token")
     return str(data["access_token"])
@@ -341,7 +332,7 @@ class GraphConnector(Connector):
             response = self.http.request(method, path, params=params, headers=headers, **kwargs)
         finally:
             self.http.max_attempts = attempts
-        return _json_object(response)
+        return json_object(response)
 
     def _pages(self, path: str, params: dict[str, str], *, pages: int = 1) -> list[dict[str, Any]]:
         """Entries of an edge, following ``paging.cursors.after`` for up to ``pages`` pages."""

@@ -57,6 +57,7 @@ from relais.connectors.base import (
 from relais.connectors.client import RETRYABLE_STATUSES, HttpClient, parse_retry_after
 from relais.connectors.payloads import (
     MalformedPayloadError,
+    json_object,
     log_malformed,
     parse_iso_time,
     required,
@@ -258,7 +259,7 @@ def register_app(
     if website:
         body["website"] = website
     client = http or MastodonHttpClient(base_url=instance)
-    data = _json_object(client.request("POST", "/api/v1/apps", json=body))
+    data = json_object(client.request("POST", "/api/v1/apps", json=body))
     if not data.get("client_id"):
         raise ConnectorError(f"{instance} registered no client: {json.dumps(data)[:500]}")
     return AppRegistration(
@@ -289,7 +290,7 @@ def exchange_code(
 ) -> dict[str, Any]:
     """Trade the authorization code for a token; returns the credentials to keep (encrypted)."""
     client = http or MastodonHttpClient(base_url=app.instance)
-    data = _json_object(
+    data = json_object(
         client.request(
             "POST",
             "/oauth/token",
@@ -312,18 +313,6 @@ def exchange_code(
         "access_token": str(data["access_token"]),
         "scope": str(data.get("scope") or app.scopes),
     }
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError as exc:
-        raise ConnectorError(f"{response.request.url} answered something that is not JSON") from exc
-    if not isinstance(data, dict):
-        raise ConnectorError(
-            f"{response.request.url} answered {type(data).__name__}, not an object"
-        )
-    return data
 
 
 # ---------------------------------------------------------------------------------------------
@@ -404,7 +393,7 @@ class MastodonConnector(Connector):
 
     def verify_credentials(self) -> dict[str, Any]:
         """The account the token acts for (``GET /api/v1/accounts/verify_credentials``)."""
-        return _json_object(self._call("GET", "/api/v1/accounts/verify_credentials"))
+        return json_object(self._call("GET", "/api/v1/accounts/verify_credentials"))
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         token = self.account.credentials.get("access_token")
@@ -663,7 +652,7 @@ class MastodonConnector(Connector):
         self._call("DELETE", f"/api/v1/statuses/{quote(remote_id, safe='')}")
 
     def get_status(self, remote_id: str) -> dict[str, Any]:
-        return _json_object(self._call("GET", f"/api/v1/statuses/{quote(remote_id, safe='')}"))
+        return json_object(self._call("GET", f"/api/v1/statuses/{quote(remote_id, safe='')}"))
 
     def metrics(self, remote_id: str) -> dict[str, int]:
         """Likes (favourites), reposts (boosts) and replies of one status, as counted now."""
@@ -699,7 +688,7 @@ class MastodonConnector(Connector):
             files={"file": (filename, content, content_type)},
             data={"description": description} if description else None,
         )
-        return str(required(_json_object(response), "id"))
+        return str(required(json_object(response), "id"))
 
     def _create_status(self, body: dict[str, Any], idempotency_key: str) -> PublishedRef:
         # The server keeps the key for an hour: a retry after a timeout gets the first status
@@ -707,7 +696,7 @@ class MastodonConnector(Connector):
         response = self._call(
             "POST", "/api/v1/statuses", json=body, headers={"Idempotency-Key": idempotency_key}
         )
-        status = _json_object(response)
+        status = json_object(response)
         return PublishedRef(
             remote_id=str(required(status, "id")),
             created_at=parse_iso_time(status.get("created_at")),

@@ -59,6 +59,7 @@ from relais.connectors.base import (
 from relais.connectors.client import RETRYABLE_STATUSES, HttpClient, parse_retry_after
 from relais.connectors.payloads import (
     MalformedPayloadError,
+    json_object,
     log_malformed,
     parse_iso_time,
     required,
@@ -215,16 +216,6 @@ class XHttpClient(HttpClient):
         return ConnectorError(f"X refused it: {detail}" if detail else summary)
 
 
-def _json_object(response: httpx.Response) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError as exc:
-        raise ConnectorError(f"{response.request.url.path} answered something not JSON") from exc
-    if not isinstance(data, dict):
-        raise ConnectorError(f"{response.request.url.path} answered {type(data).__name__}")
-    return data
-
-
 # ---------------------------------------------------------------------------------------------
 # Connecting: OAuth 2.0 authorization code with PKCE
 
@@ -308,7 +299,7 @@ def _token_request(
         pair = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}"
         headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
     client = http or XHttpClient(base_url=base)
-    data = _json_object(client.request("POST", "/2/oauth2/token", data=form, headers=headers))
+    data = json_object(client.request("POST", "/2/oauth2/token", data=form, headers=headers))
     if not data.get("access_token"):
         raise CredentialsExpiredError("X issued no access token")
     expires_in = int(data.get("expires_in") or 7200)
@@ -414,7 +405,7 @@ class XConnector(Connector):
     def me(self) -> dict[str, Any]:
         """The user the token acts for (``GET /2/users/me``)."""
         self._require_meter().ensure_open()
-        body = _json_object(self._call("GET", "/2/users/me", params={"user.fields": USER_FIELDS}))
+        body = json_object(self._call("GET", "/2/users/me", params={"user.fields": USER_FIELDS}))
         self._charge_read(users_read=1)
         return dict(required(body, "data"))
 
@@ -552,7 +543,7 @@ class XConnector(Connector):
             if token:
                 params["pagination_token"] = token
             self._require_meter().ensure_open()
-            body = _json_object(
+            body = json_object(
                 self._call("GET", f"/2/users/{self.user_id()}/mentions", params=params)
             )
             page = [t for t in body.get("data") or [] if isinstance(t, dict)]
@@ -603,7 +594,7 @@ class XConnector(Connector):
                 params["pagination_token"] = token
             self._require_meter().ensure_open()
             try:
-                body = _json_object(self._call("GET", "/2/dm_events", params=params))
+                body = json_object(self._call("GET", "/2/dm_events", params=params))
             except UnsupportedError as exc:
                 logger.warning(
                     "direct messages of @%s are not readable: %s", self.account.handle, exc
@@ -716,7 +707,7 @@ class XConnector(Connector):
         path = f"/2/dm_conversations/with/{quote(post.recipient, safe='')}/messages"
         with self._paid("dm_create"):
             response = self._call("POST", path, json={"text": post.text})
-        data = required(_json_object(response), "data")
+        data = required(json_object(response), "data")
         return PublishedRef(
             remote_id=f"dm/{required(data, 'dm_event_id')}", created_at=datetime.now(UTC)
         )
@@ -731,7 +722,7 @@ class XConnector(Connector):
         params = {"post.fields": "public_metrics"}
         response = self._call("GET", f"/2/tweets/{quote(remote_id, safe='')}", params=params)
         self._charge_read(posts_read=1)
-        return _metrics(required(_json_object(response), "data"))
+        return _metrics(required(json_object(response), "data"))
 
     def _create_post(self, body: dict[str, Any], idempotency_key: str) -> PublishedRef:
         """Create a post once: X keeps no idempotency key, so a failed attempt is looked up.
@@ -752,7 +743,7 @@ class XConnector(Connector):
                     return existing
                 logger.info("send %s failed (%s); trying once more", idempotency_key, exc)
                 response = self._call("POST", "/2/tweets", json=body, once=True)
-        data = required(_json_object(response), "data")
+        data = required(json_object(response), "data")
         tweet_id = str(required(data, "id"))
         return PublishedRef(
             remote_id=tweet_id,
@@ -769,7 +760,7 @@ class XConnector(Connector):
             "expansions": "referenced_posts",
         }
         response = self._call("GET", f"/2/users/{self.user_id()}/tweets", params=params)
-        answer = _json_object(response)
+        answer = json_object(response)
         tweets = [t for t in answer.get("data") or [] if isinstance(t, dict)]
         self._charge_read(posts_read=len(tweets) + len(_included_posts(answer)))
         wanted_parent = (body.get("reply") or {}).get("in_reply_to_tweet_id")
