@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Q, Subquery
 
 from relais.accounts.actions import record_audit
 from relais.connectors.base import InboundItem
@@ -343,7 +343,9 @@ def _adopt_waiting_children(
 
     So can their own waiting replies: the chain is adopted level by level, parents first, so
     routing meets each parent before its children. The depth bound only guards against
-    hostile data whose replies point at each other.
+    hostile data whose replies point at each other. A reply given up on after the grace period
+    (routed as an orphan; left out of the inbox when it opened no conversation, as the brand's
+    own replies do) is adopted too when its parent finally comes.
     """
     adopted: list[Post] = []
     seen: set[int] = set()
@@ -353,10 +355,10 @@ def _adopt_waiting_children(
             break
         children = list(
             Post.objects.in_workspace(workspace_id)
+            .filter(network=network, in_reply_to_remote_id__in=[p.remote_id for p in parents])
             .filter(
-                network=network,
-                routing=Routing.WAITING_PARENT,
-                in_reply_to_remote_id__in=[p.remote_id for p in parents],
+                Q(routing=Routing.WAITING_PARENT)
+                | Q(routing=Routing.NOT_ADDRESSED, parent__isnull=True)
             )
             .exclude(pk__in=seen)
             .select_related("author")

@@ -100,6 +100,27 @@ def test_a_reply_whose_parent_never_arrives_is_routed_after_the_grace_period(
     assert Conversation.objects.in_workspace(workspace.pk).get().thread_key == "free:4"
 
 
+def test_a_brand_reply_given_up_on_joins_its_thread_when_the_parent_comes_late(
+    workspace, brand_account
+):
+    """The brand's answer opens no conversation of its own: routed as an orphan it stays out
+    of the inbox, until its parent arrives after the grace period and it is adopted."""
+    ingest(
+        workspace,
+        make_item(
+            "free:2", "@camille on regarde", handle="Freebox", minutes=5, in_reply_to="free:1"
+        ),
+    )
+    do_route_orphans(workspace.pk, grace=timedelta(0))
+    assert Post.objects.get(remote_id="free:2").routing == Routing.NOT_ADDRESSED
+
+    ingest(workspace, make_item("free:1", "@free panne fibre"))
+
+    conversation = Conversation.objects.in_workspace(workspace.pk).get()
+    assert conversation.message_count == 2
+    assert Post.objects.get(remote_id="free:2").routing == Routing.ROUTED
+
+
 def test_a_customer_writing_again_reopens_a_resolved_conversation(workspace, brand_account):
     ingest(workspace, make_item("free:1", "@free panne"))
     Conversation.objects.update(status="resolved")
