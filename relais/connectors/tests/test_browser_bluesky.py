@@ -93,21 +93,27 @@ def sign_in_with_bluesky(page: Any, workspace: Any, pds: Testbed, handle: str) -
     expect(page.get_by_role("button", name="Authorize")).to_be_visible()
 
 
+def connected_with_bluesky(page: Any, pds: Testbed, workspace: Any) -> ConnectedAccount:
+    """A new PDS account connected to the workspace through the PDS's sign-in and consent."""
+    from playwright.sync_api import expect
+
+    handle = f"brand{time.monotonic_ns() % 10**8}.test"
+    pds.create_account(handle, PASSWORD)
+    sign_in_with_bluesky(page, workspace, pds, handle)
+    page.get_by_role("button", name="Authorize").click()
+    expect(page.locator(".messages")).to_contain_text(f"@{handle} is connected.")
+    return ConnectedAccount.objects.get(workspace=workspace, network="bluesky", handle=handle)
+
+
 def test_an_owner_signs_in_with_bluesky_and_the_account_posts_through_its_dpop_session(
     page: Any, pds: Testbed, workspace: Any
 ) -> None:
     from playwright.sync_api import expect
 
-    handle = f"brand{time.monotonic_ns() % 10**8}.test"
-    pds.create_account(handle, PASSWORD)
-
-    sign_in_with_bluesky(page, workspace, pds, handle)
-    page.get_by_role("button", name="Authorize").click()
-
-    expect(page.locator(".messages")).to_contain_text(f"@{handle} is connected.")
+    account = connected_with_bluesky(page, pds, workspace)
+    handle = account.handle
     row = page.locator("table.accounts tr", has_text=handle)
     expect(row).to_contain_text("Active")
-    account = ConnectedAccount.objects.get(workspace=workspace, network="bluesky", handle=handle)
     credentials = decrypt_credentials(account.credentials)
     assert credentials["auth"] == "oauth"
     assert "app_password" not in credentials
@@ -184,14 +190,7 @@ def test_an_owner_who_denies_access_on_the_pds_connects_nothing(
 def test_two_processes_refreshing_in_turn_keep_the_session(
     page: Any, pds: Testbed, workspace: Any
 ) -> None:
-    from playwright.sync_api import expect
-
-    handle = f"brand{time.monotonic_ns() % 10**8}.test"
-    pds.create_account(handle, PASSWORD)
-    sign_in_with_bluesky(page, workspace, pds, handle)
-    page.get_by_role("button", name="Authorize").click()
-    expect(page.locator(".messages")).to_contain_text(f"@{handle} is connected.")
-    account = ConnectedAccount.objects.get(workspace=workspace, network="bluesky", handle=handle)
+    account = connected_with_bluesky(page, pds, workspace)
 
     # Two processes (the stream reader, a worker) loaded the same tokens.
     first, second = bluesky_connector_for(account), bluesky_connector_for(account)
