@@ -98,8 +98,10 @@ PAGE_POST_FIELDS = (
     f"comments.filter(stream).order(reverse_chronological).limit({NESTED_SIZE})"
     "{id,message,created_time,from,parent}"
 )
+# ``attachments``: a photo or a video sent alone has no ``message`` text (recorded answers,
+# tests/fixtures/facebook/recorded/fb_messages.json); its attachments say what it was.
 CONVERSATION_FIELDS = (
-    f"id,updated_time,messages.limit({NESTED_SIZE}){{id,message,created_time,from}}"
+    f"id,updated_time,messages.limit({NESTED_SIZE}){{id,message,created_time,from,attachments}}"
 )
 IG_MEDIA_FIELDS = (
     "id,caption,timestamp,username,permalink,like_count,comments_count,"
@@ -370,11 +372,21 @@ class GraphConnector(Connector):
         sender = required(message, "from")
         author = self.person(sender)
         own = author.remote_id in {self.page_id, self.own_author().remote_id}
+        text = str(message.get("message") or "")
+        attachments = (message.get("attachments") or {}).get("data") or []
+        if not text and attachments:
+            # As a webhook names them: "[image, video]" (the major part of each MIME type).
+            kinds = [
+                str(a.get("mime_type") or "file").split("/")[0]
+                for a in attachments
+                if isinstance(a, dict)
+            ]
+            text = "[" + ", ".join(kinds) + "]" if kinds else ""
         return InboundItem(
             remote_id=str(required(message, "id")),
             kind=PostKind.PRIVATE_MESSAGE,
             author=self.own_author() if own else author,
-            text=str(message.get("message") or ""),
+            text=text,
             created_at=parse_time(message.get("created_time")),
             raw={} if own else {"recipient": self.account.handle.lower()},
         )

@@ -336,6 +336,29 @@ def _references(post: dict[str, Any]) -> list[dict[str, Any]]:
     return [r for r in references if isinstance(r, dict)]
 
 
+def _edit_history(post: dict[str, Any]) -> list[str]:
+    """The ids of a post's versions, oldest first: ``edit_history_post_ids`` in the published
+    document, ``edit_history_tweet_ids`` in every recorded answer (tests/fixtures/x/recorded)."""
+    history = post.get("edit_history_post_ids") or post.get("edit_history_tweet_ids") or []
+    return [str(i) for i in history] if isinstance(history, list) else []
+
+
+class FieldsIgnoredError(ConnectorError):
+    """X answered with none of the fields asked for: its default shape (``id``, ``text``,
+    ``edit_history_tweet_ids``, as recorded), which is what it returns for a request whose
+    fields and expansions it did not apply. Nothing is read and the cursor stays, instead of
+    every post being dropped as malformed one by one."""
+
+
+def _require_requested(kind: str, rows: list[dict[str, Any]], key: str) -> None:
+    if rows and not any(row.get(key) for row in rows):
+        keys = sorted({k for row in rows for k in row})
+        raise FieldsIgnoredError(
+            f"X answered the {kind} without the fields Relais asked for: no {key} on any of "
+            f"{len(rows)} (only {', '.join(keys)}); nothing was read"
+        )
+
+
 def _included_posts(body: dict[str, Any]) -> list[Any]:
     includes = body.get("includes") or {}
     return list(includes.get("posts") or includes.get("tweets") or [])
@@ -551,6 +574,7 @@ class XConnector(Connector):
                 posts_read=len(page) + len(_included_posts(body)),
                 users_read=len((body.get("includes") or {}).get("users") or []),
             )
+            _require_requested("mentions", page, "author_id")
             meta = body.get("meta") or {}
             if page and not newest:
                 newest = str(meta.get("newest_id") or page[0].get("id"))
@@ -605,6 +629,12 @@ class XConnector(Connector):
                 dm_events_read=len(page),
                 users_read=len((body.get("includes") or {}).get("users") or []),
             )
+            try:
+                _require_requested("direct messages", page, "sender_id")
+            except FieldsIgnoredError as exc:
+                # Like an access level without DMs: remembered and shown, mentions keep flowing.
+                logger.warning("direct messages of @%s: %s", self.account.handle, exc)
+                return [], {"unavailable": str(exc)[:300]}, 0
             users.update(Expansions.of(body).users)
             fresh = [e for e in page if not known or _ids_newer(str(e.get("id") or 0), str(known))]
             events += fresh
@@ -645,6 +675,7 @@ class XConnector(Connector):
             kind = PostKind.REPOST
         else:
             kind = PostKind.POST
+        history = _edit_history(tweet)  # an edit is a new post id; the first is the original
         mentions = tuple(
             str(m["username"]).lower()
             for m in (tweet.get("entities") or {}).get("mentions") or []
@@ -664,6 +695,7 @@ class XConnector(Connector):
                 "conversation_id": tweet.get("conversation_id"),
                 "url": f"https://x.com/i/web/status/{tweet_id}",
                 **({"quoted": references["quoted"]} if "quoted" in references else {}),
+                **({"edit_of": history[0]} if history and history[0] != tweet_id else {}),
             },
         )
 
@@ -768,9 +800,11 @@ class XConnector(Connector):
             parents = [r.get("id") for r in _references(tweet) if r.get("type") == "replied_to"]
             same_text = _comparable(str(tweet.get("text") or "")) == _comparable(body["text"])
             if same_text and (parents[:1] or [None])[0] == wanted_parent:
+                # Only id and text are sure to be there (X's default shape, as recorded).
+                created = tweet.get("created_at")
                 return PublishedRef(
                     remote_id=str(tweet["id"]),
-                    created_at=parse_iso_time(tweet.get("created_at")),
+                    created_at=parse_iso_time(created) if created else datetime.now(UTC),
                     url=f"https://x.com/{self.account.handle}/status/{tweet['id']}",
                 )
         return None

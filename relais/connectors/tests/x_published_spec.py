@@ -97,6 +97,14 @@ OPERATIONS = (
     ),
     Operation("GET", "/2/users/{id}/tweets", UsersClient.get_posts, user_models.GetPostsResponse),
     Operation("GET", "/2/dm_events", DirectMessagesClient.get_events, dm_models.GetEventsResponse),
+    # Not called by the connector: its recorded answer (tests/fixtures/x/recorded) is the only
+    # recording of DM events that hold messages, checked against the same DmEvent schema.
+    Operation(
+        "GET",
+        "/2/dm_conversations/with/{participant_id}/dm_events",
+        DirectMessagesClient.get_events_by_participant_id,
+        dm_models.GetEventsByParticipantIdResponse,
+    ),
     Operation(
         "POST",
         "/2/dm_conversations/with/{participant_id}/messages",
