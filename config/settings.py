@@ -204,6 +204,13 @@ RELAIS: dict[str, Any] = {
     # The address the internet reaches this server at (https://relais.example.com): networks
     # that fetch a post's image themselves (Instagram) get it from a signed address under it.
     "PUBLIC_URL": os.environ.get("RELAIS_PUBLIC_URL", "").rstrip("/"),
+    # Bluesky (atproto OAuth) client keys, served over https: JSON private JWKs (EC P-256), or
+    # the path of a file holding them; the first signs new sessions. Empty: a public client.
+    # See docs/connectors.md (Bluesky, client keys).
+    "BLUESKY_CLIENT_KEYS": os.environ.get("RELAIS_BLUESKY_CLIENT_KEYS", ""),
+    # The Mastodon API version Mastodon.py assumes (servers are never asked theirs; an
+    # account's own `api_version` setting wins): x.y.z.
+    "MASTODON_API_VERSION": os.environ.get("RELAIS_MASTODON_API_VERSION", "4.5.0"),
     # A workspace's X API spending per month, in US dollars, until an admin sets its own.
     "X_MONTHLY_BUDGET_USD": float(os.environ.get("RELAIS_X_MONTHLY_BUDGET_USD", "25")),
 }

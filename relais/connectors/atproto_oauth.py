@@ -16,28 +16,41 @@ The flow the AT Protocol's OAuth profile asks of a client (atproto.com/specs/oau
    the access token's hash). Servers hand out nonces (``DPoP-Nonce``) that later proofs must
    carry; a request refused with ``use_dpop_nonce`` is sent again once with the fresh nonce.
 
-Relais is a public client. Served over https its ``client_id`` is the address of its client
-metadata document (``bluesky_client_metadata``); opened on a loopback address over http (a
-self-hosted instance on one machine), it is the spec's loopback client, ``http://localhost?...``,
-which authorization servers accept without fetching anything.
+Served over https, Relais' ``client_id`` is the address of its client metadata document
+(``bluesky_client_metadata``). With client keys configured (``RELAIS_BLUESKY_CLIENT_KEYS``) it is
+a confidential client: the document names a JWKS (``bluesky_client_jwks``, public keys only) and
+every call to the token endpoints (PAR, code, refresh, revocation) carries a client assertion, a
+short JWT signed with one of those keys (``private_key_jwt``); servers then keep its sessions
+far longer (Bluesky's: two years, instead of a public client's two weeks). The server binds each
+session to the key (``kid``) that started it, so the key's id is kept with the session and its
+refreshes are signed with that same key. Without keys it is a public client. Opened on a
+loopback address over http (a self-hosted instance on one machine), it is the spec's loopback
+client, ``http://localhost?...``, which authorization servers accept without fetching anything,
+and which the spec and the reference server only allow as a public client.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import secrets
+import sys
 import time
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
 from relais.connectors.base import ConnectorError, CredentialsExpiredError
@@ -47,6 +60,9 @@ from relais.connectors.netguard import PublicOnlyTransport
 SCOPE = "atproto transition:generic transition:chat.bsky"
 CALLBACK_PATH = "/hooks/bluesky/oauth/"
 METADATA_PATH = "/hooks/bluesky/client-metadata.json"
+JWKS_PATH = "/hooks/bluesky/jwks.json"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+ASSERTION_LIFETIME = 60  # seconds; the reference server refuses assertions older than a minute
 LOOPBACK_CLIENT = "http://localhost"
 REFRESH_MARGIN = timedelta(seconds=60)  # refresh a little before the access token ends
 NONCE_ERROR = "use_dpop_nonce"
@@ -54,6 +70,123 @@ NONCE_ERROR = "use_dpop_nonce"
 
 class OAuthRefusedError(ConnectorError):
     """The authorization server or the PDS refused a step, with its reason."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Client keys (a confidential client's identity)
+
+
+@dataclass(frozen=True)
+class ClientKeys:
+    """The deployment's client keys: the first signs new sessions, all are published.
+
+    Keeping an older key listed keeps the sessions it started (their refreshes are signed with
+    it); removing it ends them, as the server binds each session to its key.
+    """
+
+    keys: tuple[ECKey, ...] = field(default=(), repr=False)
+
+    @property
+    def current(self) -> ECKey | None:
+        return self.keys[0] if self.keys else None
+
+    def by_kid(self, kid: str) -> ECKey | None:
+        return next((key for key in self.keys if key.kid == kid), None)
+
+    def public_jwks(self) -> dict[str, Any]:
+        return {
+            "keys": [
+                {**key.as_dict(private=False), "alg": "ES256", "use": "sig"} for key in self.keys
+            ]
+        }
+
+    def __bool__(self) -> bool:
+        return bool(self.keys)
+
+
+NO_KEYS = ClientKeys()
+
+
+def parse_client_keys(value: str) -> ClientKeys:
+    """Keys from ``RELAIS_BLUESKY_CLIENT_KEYS``: JSON (one private JWK, a list of them, or a
+    JWKS ``{"keys": [...]}``), or the path of a file holding it. Each is an EC P-256 private
+    key; one without a ``kid`` is named by its RFC 7638 thumbprint. Errors never quote a key.
+    """
+    text = value.strip()
+    if not text:
+        return NO_KEYS
+    if not text.startswith(("{", "[")):
+        try:
+            text = Path(text).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(
+                f"RELAIS_BLUESKY_CLIENT_KEYS: cannot read {text}: {exc.strerror}"
+            ) from None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise ImproperlyConfigured("RELAIS_BLUESKY_CLIENT_KEYS is not valid JSON") from None
+    if isinstance(data, dict):
+        data = data["keys"] if isinstance(data.get("keys"), list) else [data]
+    if not isinstance(data, list) or not data:
+        raise ImproperlyConfigured("RELAIS_BLUESKY_CLIENT_KEYS holds no key")
+    keys: list[ECKey] = []
+    for number, jwk in enumerate(data, start=1):
+        keys.append(_client_key(jwk, number))
+    kids = [key.kid for key in keys]
+    if len(set(kids)) != len(kids):
+        raise ImproperlyConfigured("RELAIS_BLUESKY_CLIENT_KEYS: two keys have the same kid")
+    return ClientKeys(tuple(keys))
+
+
+def _client_key(jwk: Any, number: int) -> ECKey:
+    where = f"RELAIS_BLUESKY_CLIENT_KEYS, key {number}"
+    if not isinstance(jwk, dict) or jwk.get("kty") != "EC" or jwk.get("crv") != "P-256":
+        raise ImproperlyConfigured(f"{where}: not an EC P-256 JWK (ES256 needs one)")
+    if not jwk.get("d"):
+        raise ImproperlyConfigured(f"{where}: the private part (d) is missing")
+    try:
+        key = ECKey.import_key(jwk)
+    except (JoseError, ValueError, TypeError):
+        raise ImproperlyConfigured(f"{where}: not a valid key") from None
+    if not key.kid:
+        key = ECKey.import_key({**jwk, "kid": key.thumbprint()})
+    return key
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed_keys(value: str) -> ClientKeys:
+    return parse_client_keys(value)
+
+
+def configured_client_keys() -> ClientKeys:
+    """The deployment's keys (setting ``RELAIS["BLUESKY_CLIENT_KEYS"]``), parsed once."""
+    return _parsed_keys(str(settings.RELAIS.get("BLUESKY_CLIENT_KEYS") or ""))
+
+
+def new_client_key() -> dict[str, Any]:
+    """A fresh private JWK for ``RELAIS_BLUESKY_CLIENT_KEYS``, named by the day it was made."""
+    kid = f"relais-{datetime.now(UTC):%Y-%m-%d}-{secrets.token_hex(3)}"
+    key = ECKey.generate_key("P-256", parameters={"kid": kid})
+    return dict(key.as_dict(private=True))
+
+
+def client_assertion(key: ECKey, client_id: str, issuer: str) -> dict[str, str]:
+    """The form fields that authenticate Relais to ``issuer`` (RFC 7523, ``private_key_jwt``)."""
+    now = int(time.time())
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": issuer,
+        "jti": secrets.token_urlsafe(16),
+        "iat": now,
+        "exp": now + ASSERTION_LIFETIME,
+    }
+    header = {"typ": "JWT", "alg": "ES256", "kid": key.kid}
+    return {
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": jwt.encode(header, claims, key, algorithms=["ES256"]),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -65,11 +198,17 @@ class OAuthClient:
     client_id: str
     redirect_uri: str
     scope: str = SCOPE
+    jwks_uri: str = ""  # set: a confidential client, whose keys are published there
+    keys: ClientKeys = field(default=NO_KEYS, repr=False, compare=False)
+
+    @property
+    def confidential(self) -> bool:
+        return bool(self.jwks_uri and self.keys)
 
     def metadata(self) -> dict[str, Any]:
         """The client metadata document a web client serves at its ``client_id``."""
         origin = f"{urlsplit(self.client_id).scheme}://{urlsplit(self.client_id).netloc}"
-        return {
+        metadata = {
             "client_id": self.client_id,
             "client_name": "Relais",
             "client_uri": origin,
@@ -81,6 +220,13 @@ class OAuthClient:
             "token_endpoint_auth_method": "none",
             "dpop_bound_access_tokens": True,
         }
+        if self.confidential:
+            metadata |= {
+                "token_endpoint_auth_method": "private_key_jwt",
+                "token_endpoint_auth_signing_alg": "ES256",
+                "jwks_uri": self.jwks_uri,
+            }
+        return metadata
 
 
 class ClientAddressError(ValueError):
@@ -94,16 +240,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def client_for(public_url: str) -> OAuthClient:
+def client_for(public_url: str, *, keys: ClientKeys | None = None) -> OAuthClient:
     """The OAuth client Relais is when reached at ``public_url`` (scheme and host).
 
-    https: a web client whose metadata document Relais serves. http on a loopback address: the
-    loopback client, which the spec allows only with a redirect to 127.0.0.1 or [::1].
+    https: a web client whose metadata document Relais serves, confidential when it has client
+    keys (``keys``, by default the configured ones). http on a loopback address: the loopback
+    client, which the spec allows only with a redirect to 127.0.0.1 or [::1], and only public.
     """
     parts = urlsplit(public_url)
     origin = f"{parts.scheme}://{parts.netloc}"
     if parts.scheme == "https":
-        return OAuthClient(origin + METADATA_PATH, origin + CALLBACK_PATH)
+        keys = configured_client_keys() if keys is None else keys
+        jwks_uri = origin + JWKS_PATH if keys else ""
+        return OAuthClient(
+            origin + METADATA_PATH, origin + CALLBACK_PATH, jwks_uri=jwks_uri, keys=keys
+        )
     if parts.scheme == "http" and is_loopback(parts.hostname or ""):
         redirect_uri = origin + CALLBACK_PATH
         query = urlencode({"redirect_uri": redirect_uri, "scope": SCOPE})
@@ -161,13 +312,19 @@ class DpopSigner:
         *,
         access_token: str = "",
         headers: dict[str, str] | None = None,
+        form: Callable[[], dict[str, str]] | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
-        """One request with a proof; sent again once when the server wants a fresh nonce."""
+        """One request with a proof; sent again once when the server wants a fresh nonce.
+
+        ``form`` builds the form body for each attempt (a client assertion is used only once).
+        """
         for attempt in (1, 2):
             proof_headers = {"DPoP": self.proof(method, url, access_token=access_token)}
             if access_token:
                 proof_headers["Authorization"] = f"DPoP {access_token}"
+            if form is not None:
+                kwargs["data"] = form()
             try:
                 return http.request(
                     method, url, headers={**(headers or {}), **proof_headers}, **kwargs
@@ -274,6 +431,7 @@ class PendingAuthorization:
     did: str
     handle: str
     pds: str
+    client_kid: str = ""  # a confidential client: the key the session is bound to
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -302,7 +460,11 @@ def start(
         "code_challenge_method": "S256",
         "login_hint": handle,
     }
-    answer = _token_call(http, signer, server.par_endpoint, form, "the authorization request")
+    key = client.keys.current if client.confidential else None
+    auth = _client_auth(key, client.client_id, server.issuer)
+    answer = _token_call(
+        http, signer, server.par_endpoint, form, "the authorization request", auth=auth
+    )
     request_uri = str(answer.get("request_uri") or "")
     if not request_uri:
         raise OAuthRefusedError(f"{server.issuer} gave no request_uri")
@@ -319,16 +481,30 @@ def start(
         did=did,
         handle=handle,
         pds=pds,
+        client_kid=key.kid if key is not None and key.kid else "",
     )
     return f"{server.authorization_endpoint}?{query}", pending
 
 
 def exchange_code(
-    pending: PendingAuthorization, code: str, issuer: str, http: HttpClient, signer: DpopSigner
+    pending: PendingAuthorization,
+    code: str,
+    issuer: str,
+    http: HttpClient,
+    signer: DpopSigner,
+    *,
+    keys: ClientKeys | None = None,
 ) -> dict[str, Any]:
-    """The tokens for the code the browser brought back, as the account's credentials."""
+    """The tokens for the code the browser brought back, as the account's credentials.
+
+    A confidential client signs the exchange with the key that pushed the request (``keys``:
+    by default the configured ones).
+    """
     if issuer.rstrip("/") != pending.issuer:
         raise OAuthRefusedError(f"the answer came from {issuer!r}, not {pending.issuer}")
+    key = _session_key(pending.client_kid, keys)
+    if pending.client_kid and key is None:
+        raise OAuthRefusedError(f"the client key {pending.client_kid} is no longer configured")
     form = {
         "grant_type": "authorization_code",
         "code": code,
@@ -336,10 +512,11 @@ def exchange_code(
         "client_id": pending.client_id,
         "code_verifier": pending.verifier,
     }
-    tokens = _token_call(http, signer, pending.token_endpoint, form, "the code")
+    auth = _client_auth(key, pending.client_id, pending.issuer)
+    tokens = _token_call(http, signer, pending.token_endpoint, form, "the code", auth=auth)
     if tokens.get("sub") != pending.did:
         raise OAuthRefusedError(f"the tokens are for {tokens.get('sub')!r}, not {pending.did}")
-    return {
+    credentials = {
         "auth": "oauth",
         "did": pending.did,
         "client_id": pending.client_id,
@@ -349,37 +526,97 @@ def exchange_code(
         "dpop_key": signer.private_jwk,
         **_token_fields(tokens),
     }
+    if pending.client_kid:
+        credentials["client_kid"] = pending.client_kid
+    return credentials
 
 
-def refresh(credentials: dict[str, Any], http: HttpClient, signer: DpopSigner) -> dict[str, Any]:
+def refresh(
+    credentials: dict[str, Any],
+    http: HttpClient,
+    signer: DpopSigner,
+    *,
+    keys: ClientKeys | None = None,
+) -> dict[str, Any]:
     """New tokens for the stored refresh token (which the server rotates: keep the new one).
 
     A refused refresh (expired, revoked, already used) is a ``CredentialsExpiredError``: the
-    account must be connected again.
+    account must be connected again. A confidential session is refreshed with the key it is
+    bound to; a public session of a web client that has keys now is refreshed with the current
+    key (the server then binds it to that key: its kid is kept).
     """
+    key, kid = _refresh_key(credentials, keys)
     form = {
         "grant_type": "refresh_token",
         "refresh_token": str(credentials.get("refresh_token", "")),
         "client_id": str(credentials.get("client_id", "")),
     }
+    auth = _client_auth(key, form["client_id"], str(credentials.get("issuer", "")))
     try:
-        tokens = _token_call(http, signer, str(credentials["token_endpoint"]), form, "refresh")
+        tokens = _token_call(
+            http, signer, str(credentials["token_endpoint"]), form, "refresh", auth=auth
+        )
     except OAuthRefusedError as exc:
         raise CredentialsExpiredError(f"Bluesky ended the authorization ({exc})") from exc
     if tokens.get("sub") != credentials.get("did"):
         raise CredentialsExpiredError("Bluesky refreshed the tokens of another account")
-    return {**credentials, **_token_fields(tokens)}
+    renewed = {**credentials, **_token_fields(tokens)}
+    if kid:
+        renewed["client_kid"] = kid
+    return renewed
 
 
-def revoke(credentials: dict[str, Any], http: HttpClient, signer: DpopSigner) -> None:
+def revoke(
+    credentials: dict[str, Any],
+    http: HttpClient,
+    signer: DpopSigner,
+    *,
+    keys: ClientKeys | None = None,
+) -> None:
     """Tell the server to end the session (its refresh token, hence its access tokens)."""
     endpoint = str(credentials.get("revocation_endpoint") or "")
     if endpoint:
+        key, _kid = _refresh_key(credentials, keys)
         form = {
             "token": str(credentials.get("refresh_token", "")),
             "client_id": str(credentials.get("client_id", "")),
         }
-        _token_call(http, signer, endpoint, form, "revocation")
+        auth = _client_auth(key, form["client_id"], str(credentials.get("issuer", "")))
+        _token_call(http, signer, endpoint, form, "revocation", auth=auth)
+
+
+def _session_key(kid: str, keys: ClientKeys | None) -> ECKey | None:
+    if not kid:
+        return None
+    return (configured_client_keys() if keys is None else keys).by_kid(kid)
+
+
+def _refresh_key(credentials: dict[str, Any], keys: ClientKeys | None) -> tuple[ECKey | None, str]:
+    """The client key a session's token calls are signed with, and its kid ("" if public)."""
+    kid = str(credentials.get("client_kid") or "")
+    if not kid and not str(credentials.get("client_id", "")).startswith("https://"):
+        return None, ""  # the loopback client: always public
+    keys = configured_client_keys() if keys is None else keys
+    if kid:
+        key = keys.by_kid(kid)
+        if key is None:
+            raise CredentialsExpiredError(
+                f"the client key {kid} this Bluesky session is bound to is no longer "
+                "configured (RELAIS_BLUESKY_CLIENT_KEYS): connect again"
+            )
+        return key, kid
+    if keys.current is not None:
+        return keys.current, str(keys.current.kid)
+    return None, ""
+
+
+def _client_auth(
+    key: ECKey | None, client_id: str, issuer: str
+) -> Callable[[], dict[str, str]] | None:
+    """A fresh client assertion for each attempt (servers refuse a reused ``jti``)."""
+    if key is None:
+        return None
+    return lambda: client_assertion(key, client_id, issuer)
 
 
 def expires_soon(credentials: dict[str, Any], *, now: datetime | None = None) -> bool:
@@ -408,11 +645,18 @@ def _token_fields(tokens: dict[str, Any]) -> dict[str, Any]:
 
 
 def _token_call(
-    http: HttpClient, signer: DpopSigner, url: str, form: dict[str, str], what: str
+    http: HttpClient,
+    signer: DpopSigner,
+    url: str,
+    form: dict[str, str],
+    what: str,
+    *,
+    auth: Callable[[], dict[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """A form POST to the authorization server, with a DPoP proof; its refusal explained."""
+    """A form POST to the authorization server, with a DPoP proof (and a confidential client's
+    assertion); its refusal explained."""
     try:
-        response = signer.send(http, "POST", url, data=form)
+        response = signer.send(http, "POST", url, form=lambda: {**form, **(auth() if auth else {})})
     except ConnectorError as exc:
         if exc.retryable:
             raise
@@ -434,3 +678,16 @@ def _refusal(error: ConnectorError) -> str:
         body = {}
     parts: Iterable[Any] = (body.get("error"), body.get("error_description"))
     return ": ".join(str(part) for part in parts if part) or str(error.status_code or error)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m relais.connectors.atproto_oauth new-client-key``: print a new private JWK."""
+    if argv != ["new-client-key"]:
+        print("usage: python -m relais.connectors.atproto_oauth new-client-key", file=sys.stderr)
+        return 2
+    print(json.dumps(new_client_key()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -388,7 +388,11 @@ def do_finish_bluesky_oauth(
     kept = check_pending_connection(workspace, pending_token, state=state)
     check_approved(code, "Bluesky")
     pending = atproto_oauth.PendingAuthorization(
-        **{f.name: kept[f.name] for f in fields(atproto_oauth.PendingAuthorization)}
+        **{
+            f.name: kept[f.name]
+            for f in fields(atproto_oauth.PendingAuthorization)
+            if f.name in kept
+        }
     )
     try:
         credentials = finish_oauth(pending, code=code, issuer=issuer)

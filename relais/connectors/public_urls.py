@@ -12,5 +12,6 @@ urlpatterns: list[URLPattern] = [
         views.bluesky_client_metadata,
         name="bluesky_client_metadata",
     ),
+    path("bluesky/jwks.json", views.bluesky_client_jwks, name="bluesky_client_jwks"),
     path("bluesky/oauth/", views.bluesky_oauth_return, name="bluesky_oauth_return"),
 ]

@@ -121,6 +121,14 @@ def bluesky_client_metadata(request: HttpRequest) -> HttpResponse:
     return JsonResponse(client.metadata())
 
 
+def bluesky_client_jwks(request: HttpRequest) -> HttpResponse:
+    """The public halves of Relais' client keys (its metadata's ``jwks_uri``); 404 without."""
+    keys = atproto_oauth.configured_client_keys()
+    if not keys:
+        raise Http404
+    return JsonResponse(keys.public_jwks())
+
+
 @workspace_view(Capability.MANAGE_ACCOUNTS)
 @require_POST
 def connect_feed(request: WorkspaceRequest) -> HttpResponse:

@@ -22,6 +22,7 @@ import secrets
 import select
 import shutil
 import socket
+import ssl
 import string
 import subprocess
 import tempfile
@@ -29,7 +30,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
@@ -140,14 +141,157 @@ class Testbed:
         self.data_dir.cleanup()
 
 
-def start() -> Testbed:
+def start(*, tls: TestTls | None = None) -> Testbed:
+    """The PLC and the PDS; with ``tls``, the PDS trusts its test CA and resolves its name."""
     folder = ensure_installed()
     data_dir = tempfile.TemporaryDirectory(prefix="relais-pds-")
+    env: Mapping[str, str] = os.environ
+    node_args: list[str] = []
+    if tls is not None:
+        env = {**os.environ, "NODE_EXTRA_CA_CERTS": str(tls.ca_file)}
+        node_args = ["--require", str(tls.preload)]
     process = _launch(
-        folder, ["start.mjs", str(free_port()), str(free_port()), data_dir.name], os.environ
+        folder,
+        [*node_args, "start.mjs", str(free_port()), str(free_port()), data_dir.name],
+        env,
     )
     addresses = _addresses(process, START_TIMEOUT, data_dir)
     return Testbed(pds=addresses["pds"], plc=addresses["plc"], process=process, data_dir=data_dir)
+
+
+TEST_HOSTNAME = "relais.internal"
+
+
+@dataclass
+class TestTls:
+    """A web name for a local https server, known to the PDS's Node process only.
+
+    The reference OAuth server fetches a web client's metadata from its ``client_id``, an https
+    address whose host must be a name (not an IP address) that it does not count as local
+    (``@atproto/oauth-types``' ``isLocalHostname``: one label, or ending in .test, .local,
+    .localhost, .invalid or .example). ``.internal`` is reserved for private networks and
+    passes. The PDS is given this folder's test CA (``NODE_EXTRA_CA_CERTS``) and a preload
+    (``--require``) that answers ``hostname`` with 127.0.0.1 in its ``dns.lookup``: nothing
+    outside that one process (no /etc/hosts, no resolver) is changed.
+    """
+
+    __test__ = False
+
+    folder: Path
+    hostname: str
+
+    @property
+    def ca_file(self) -> Path:
+        return self.folder / "ca.pem"
+
+    @property
+    def cert_file(self) -> Path:
+        return self.folder / "server.pem"
+
+    @property
+    def key_file(self) -> Path:
+        return self.folder / "server.key"
+
+    @property
+    def preload(self) -> Path:
+        return self.folder / "resolve-test-name.cjs"
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+
+PRELOAD = """// Written by the test setup (relais/connectors/tests/bluesky_testbed.py): this Node
+// process, and only it, resolves one test name to 127.0.0.1.
+const dns = require('node:dns')
+const NAME = %(name)s
+const lookup = dns.lookup
+dns.lookup = function (hostname, options, callback) {
+  if (typeof hostname !== 'string' || hostname.toLowerCase() !== NAME) {
+    return lookup.apply(this, arguments)
+  }
+  if (typeof options === 'function') {
+    callback = options
+    options = {}
+  } else if (typeof options === 'number') {
+    options = { family: options }
+  }
+  const answer = { address: '127.0.0.1', family: 4 }
+  if (options && options.all) {
+    process.nextTick(callback, null, [answer])
+  } else {
+    process.nextTick(callback, null, answer.address, answer.family)
+  }
+}
+"""
+
+
+def make_test_tls(folder: Path, hostname: str = TEST_HOSTNAME) -> TestTls:
+    """A throwaway CA, a certificate for ``hostname`` it signed, and the PDS's name preload."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.now(UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Relais test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    tls = TestTls(folder=folder, hostname=hostname)
+    tls.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    tls.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    tls.key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    tls.preload.write_text(PRELOAD % {"name": json.dumps(hostname.lower())})
+    return tls
 
 
 class NetworkUnavailableError(TestbedUnavailableError):
@@ -170,8 +314,10 @@ class DevNetwork(Testbed):
 def start_network() -> DevNetwork:
     """Start ``@atproto/dev-env``'s network on a fresh PostgreSQL schema.
 
-    ``RELAIS_DEVNET_POSTGRES_URL`` (default ``postgres://postgres@127.0.0.1:5432/test``) and
-    ``RELAIS_DEVNET_REDIS_HOST`` (default ``127.0.0.1``) say where its servers keep their data.
+    ``RELAIS_DEVNET_POSTGRES_URL`` (default ``postgres://postgres@127.0.0.1:5432/test``) says
+    where its servers keep their data. ``RELAIS_DEVNET_REDIS_HOST`` (default ``127.0.0.1``) only
+    satisfies dev-env, which asserts ``REDIS_HOST`` is set but (at the pinned 0.6.7) never
+    connects to it: parallel runs cannot collide in Redis, so there is no database to choose.
     """
     folder = ensure_installed()
     postgres_url = os.environ.get(
