@@ -5,6 +5,11 @@ A stream event is only a signal. What it announces is read by ``do_poll_account`
 events for one notification, or a stream that never comes back lose and duplicate nothing: the
 poll picks up whatever the stream did not announce. Signals arriving during a read are coalesced
 into one more read. A server without the streaming API is left to the beat's poll.
+
+Only the reader's own thread uses the database. Each listener thread is handed a connector built
+before it starts and only reads the network: it opens no database connection, so none is left
+to be closed from another thread when a listener outlives its reader (it waits on its stream
+until the server speaks or the read times out).
 """
 
 from __future__ import annotations
@@ -51,7 +56,10 @@ class AccountReader:
             return
         for path, params in connector.streams():
             threading.Thread(
-                target=self.listen, args=(path, params), name=f"mastodon-{path}", daemon=True
+                target=self.listen,
+                args=(self.connector(), path, params),  # built here: listeners use no database
+                name=f"mastodon-{path}",
+                daemon=True,
             ).start()
         self.wake.set()  # first read: whatever arrived since the stored cursor
         if ready is not None:
@@ -61,9 +69,7 @@ class AccountReader:
             account = ConnectedAccount.objects.get(pk=self.account_id)
             do_mark_reconnect_needed(account, self.refused)
 
-    def listen(self, path: str, params: dict[str, str]) -> None:
-        connector = self.connector()
-        connections.close_all()  # a listener only reads the network from here on
+    def listen(self, connector: MastodonConnector, path: str, params: dict[str, str]) -> None:
         failures = 0
         while not self.done.is_set():
             try:

@@ -19,12 +19,17 @@ and ``/api/v1/streaming/hashtag``) only wake the reader up (``relais stream``): 
 stays the cursor-driven fetch, so a dropped stream or a missed event loses nothing and the beat's
 poll remains the safety net.
 
-All HTTP goes through ``HttpClient``; the endpoints are few, so they are called directly rather
-than through Mastodon.py, which sends its requests with its own ``requests`` session.
+The REST calls are Mastodon.py's (``open_api``), with a ``requests`` session whose transport
+adapter (``relais.connectors.requests_bridge``) sends every request through ``HttpClient``: the
+project's timeouts, retries, network guard and error mapping apply, and Mastodon.py never sniffs
+the server's version (an explicit ``mastodon_version``, ``api_version`` setting). Payloads are
+read from the server's own JSON as the bridge received it, not from Mastodon.py's typed copies.
+The streams stay on ``HttpClient.stream_lines`` (``listen``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -32,11 +37,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html.parser import HTMLParser
-from typing import Any, ClassVar
-from urllib.parse import quote, urlencode, urlsplit
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import httpx
 import regex
+from django.conf import settings
+from mastodon import Mastodon, MastodonError
 
 from relais.connectors.base import (
     AccountContext,
@@ -62,9 +69,16 @@ from relais.connectors.payloads import (
     parse_iso_time,
     required,
 )
+from relais.connectors.requests_bridge import HttpClientAdapter, bridged_session
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+# The Mastodon API level Relais speaks, told to Mastodon.py instead of asking the server (whose
+# version string may be Pleroma's, Akkoma's or GoToSocial's). Configuration: the account's
+# ``api_version`` setting, else RELAIS["MASTODON_API_VERSION"], else this.
+DEFAULT_API_VERSION = "4.5.0"
+USER_AGENT = "Relais"
 DEFAULT_SCOPES = "read write"  # the coarse scopes: every compatible server knows them
 OUT_OF_BAND = "urn:ietf:wg:oauth:2.0:oob"
 # "quote" exists since Mastodon 4.5 (API version 7); a server that refuses an unknown type is
@@ -73,7 +87,6 @@ NOTIFICATION_TYPES = ("mention", "favourite", "reblog", "quote")
 QUOTE_STATES_SHOWN = frozenset({"accepted"})  # a pending or revoked quote shows no post
 REFUSED_PARAMETER = frozenset({400, 422})
 PAGE_SIZE = 40  # the documented default page of notifications (the maximum is 80)
-BOOSTERS_PAGE_SIZE = 80  # the maximum page of accounts
 TAG_PAGE_SIZE = 40  # the maximum page of a hashtag timeline
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 MAX_CHARACTERS = 500
@@ -89,19 +102,27 @@ class _TextExtractor(HTMLParser):
     """Plain text of a status's HTML: paragraphs and line breaks kept, every tag dropped.
 
     Link text is kept whole: Mastodon hides parts of long links in ``invisible`` spans, but the
-    spans together hold the full address.
+    spans together hold the full address. With ``hide_quote_inline``, the ``quote-inline``
+    paragraph (Mastodon 4.5's "RE: <link>" for clients that do not show quotes) is left out.
     """
 
     BLOCKS = frozenset({"p", "div", "blockquote", "li", "pre", "h1", "h2", "h3", "h4", "h5", "h6"})
     SKIPPED = frozenset({"script", "style", "template"})
 
-    def __init__(self) -> None:
+    def __init__(self, *, hide_quote_inline: bool = False) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self.skipping = 0
+        self.hide_quote_inline = hide_quote_inline
+        self.hidden: list[str] = []  # the open tags of a hidden quote-inline element
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self.SKIPPED:
+        if self.hidden or (
+            self.hide_quote_inline and "quote-inline" in (dict(attrs).get("class") or "").split()
+        ):
+            if tag not in {"br", "img", "hr", "wbr"}:
+                self.hidden.append(tag)
+        elif tag in self.SKIPPED:
             self.skipping += 1
         elif tag == "br":
             self.parts.append("\n")
@@ -109,13 +130,16 @@ class _TextExtractor(HTMLParser):
             self._break()
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in self.SKIPPED:
+        if self.hidden:
+            if tag in self.hidden:
+                del self.hidden[len(self.hidden) - 1 - self.hidden[::-1].index(tag) :]
+        elif tag in self.SKIPPED:
             self.skipping = max(0, self.skipping - 1)
         elif tag in self.BLOCKS:
             self._break()
 
     def handle_data(self, data: str) -> None:
-        if not self.skipping:
+        if not (self.skipping or self.hidden):
             self.parts.append(data)
 
     def _break(self) -> None:
@@ -126,9 +150,9 @@ class _TextExtractor(HTMLParser):
         return re.sub(r"\n{3,}", "\n\n", "".join(self.parts)).strip()
 
 
-def html_to_text(html: str) -> str:
+def html_to_text(html: str, *, hide_quote_inline: bool = False) -> str:
     """Readable plain text from sanitized HTML; nothing in it is ever rendered or run."""
-    extractor = _TextExtractor()
+    extractor = _TextExtractor(hide_quote_inline=hide_quote_inline)
     extractor.feed(html)
     extractor.close()
     return extractor.text()
@@ -213,6 +237,82 @@ class MastodonHttpClient(HttpClient):
 
 
 # ---------------------------------------------------------------------------------------------
+# Mastodon.py, speaking through HttpClient
+
+
+class RelaisMastodon(Mastodon):
+    """Mastodon.py as Relais uses it.
+
+    Before reading a hashtag timeline Mastodon.py asks the server's instance settings
+    (``GET /api/v2/instance``) whether the feed is open, only to warn; Relais reads the timeline
+    and takes the server's answer (a 401 or 422 is an error like any other), one request less
+    per poll.
+    """
+
+    def timeline_is_available(
+        self,
+        timeline: str = "public",
+        local: bool = False,
+        remote: bool = False,
+        with_auth: bool = False,
+        fail_hard: bool = False,
+    ) -> bool:
+        return True
+
+
+def configured_api_version(account_settings: dict[str, Any] | None = None) -> str:
+    """The Mastodon API version to assume: the account's, the deployment's, or the default."""
+    configured = getattr(settings, "RELAIS", {}).get("MASTODON_API_VERSION")
+    version = str((account_settings or {}).get("api_version") or configured or DEFAULT_API_VERSION)
+    if not re.fullmatch(r"\d+\.\d+\.\d+", version):
+        logger.warning(
+            "Mastodon API version %r is not x.y.z: %s used", version, DEFAULT_API_VERSION
+        )
+        return DEFAULT_API_VERSION
+    return version
+
+
+def open_api(
+    instance: str,
+    http: HttpClient,
+    *,
+    version: str = "",
+    access_token: str = "",
+    client_id: str = "",
+    client_secret: str = "",
+) -> tuple[Mastodon, HttpClientAdapter]:
+    """Mastodon.py on ``instance``, every request sent through ``http``.
+
+    ``version_check_mode="created"`` with an explicit version: Mastodon.py never asks the server
+    for its version, refuses only methods newer than the version declared, and picks endpoints
+    by it (``/api/v2/media`` since 3.1.4). With "none" it would assume 1.0.0 for those choices.
+    ``ratelimit_method="throw"``: HttpClient already waited and retried; Mastodon.py never sleeps.
+    """
+    session, bridge = bridged_session(http)
+    api = RelaisMastodon(
+        api_base_url=instance,
+        session=session,
+        version_check_mode="created",
+        mastodon_version=version or configured_api_version(),
+        ratelimit_method="throw",
+        user_agent=USER_AGENT,
+    )
+    # Set after construction: given to the constructor, a client id or token that names an
+    # existing file would be read from that file (Mastodon.py's credential files).
+    api.client_id = client_id or None
+    api.client_secret = client_secret or None
+    api.access_token = access_token or None
+    return api, bridge
+
+
+def _answer(bridge: HttpClientAdapter) -> httpx.Response:
+    answer = bridge.last_answer()
+    if answer is None:  # pragma: no cover - every call that returns has been answered
+        raise ConnectorError("Mastodon.py returned without an answer from the server")
+    return answer
+
+
+# ---------------------------------------------------------------------------------------------
 # Connecting: app registration and the OAuth authorization-code flow
 
 
@@ -251,15 +351,22 @@ def register_app(
 ) -> AppRegistration:
     """Register Relais on one server (``POST /api/v1/apps``); each server needs its own."""
     instance = normalize_instance(instance)
-    body: dict[str, Any] = {
-        "client_name": client_name,
-        "redirect_uris": redirect_uri,
-        "scopes": scopes,
-    }
-    if website:
-        body["website"] = website
-    client = http or MastodonHttpClient(base_url=instance)
-    data = json_object(client.request("POST", "/api/v1/apps", json=body))
+    session, bridge = bridged_session(http or MastodonHttpClient(base_url=instance))
+    try:
+        Mastodon.create_app(
+            client_name,
+            scopes=scopes.split(),
+            redirect_uris=redirect_uri,
+            website=website or None,
+            api_base_url=instance,
+            session=session,
+            user_agent=USER_AGENT,
+        )
+    except (MastodonError, KeyError, TypeError) as exc:
+        # An error answer is HttpClient's error; an answer without the fields is read below.
+        if bridge.failure() is not None or bridge.last_answer() is None:
+            raise bridge.connector_error(exc) from exc
+    data = json_object(_answer(bridge))
     if not data.get("client_id"):
         raise ConnectorError(f"{instance} registered no client: {json.dumps(data)[:500]}")
     return AppRegistration(
@@ -272,38 +379,58 @@ def register_app(
 
 
 def authorize_url(app: AppRegistration, *, state: str) -> str:
-    """Where to send the admin's browser to approve access (``GET /oauth/authorize``)."""
-    query = urlencode(
-        {
-            "response_type": "code",
-            "client_id": app.client_id,
-            "redirect_uri": app.redirect_uri,
-            "scope": app.scopes,
-            "state": state,
-        }
-    )
-    return f"{app.instance}/oauth/authorize?{query}"
+    """Where to send the admin's browser to approve access (``GET /oauth/authorize``).
+
+    Built by Mastodon.py without asking the server (``skip_server_info``); the ``force_login``
+    and ``lang`` it adds with empty defaults (``False``, ``None``) are left out.
+    """
+    http = MastodonHttpClient()  # nothing is sent: the address is built here
+    try:
+        api, _bridge = open_api(app.instance, http, client_id=app.client_id)
+        url = api.auth_request_url(
+            redirect_uris=app.redirect_uri,
+            scopes=app.scopes.split(),
+            state=state,
+            skip_server_info=True,
+        )
+    finally:
+        http.close()
+    address, _mark, query = url.partition("?")
+    kept = [(k, v) for k, v in parse_qsl(query) if k not in {"force_login", "lang"}]
+    return f"{address}?{urlencode(kept)}"
 
 
 def exchange_code(
     app: AppRegistration, code: str, *, http: HttpClient | None = None
 ) -> dict[str, Any]:
-    """Trade the authorization code for a token; returns the credentials to keep (encrypted)."""
-    client = http or MastodonHttpClient(base_url=app.instance)
-    data = json_object(
-        client.request(
-            "POST",
-            "/oauth/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": code.strip(),
-                "client_id": app.client_id,
-                "client_secret": app.client_secret,
-                "redirect_uri": app.redirect_uri,
-                "scope": app.scopes,
-            },
-        )
+    """Trade the authorization code for a token; returns the credentials to keep (encrypted).
+
+    Mastodon.py's ``log_in`` reads the server's OAuth metadata first (Mastodon 4.3+, RFC 8414;
+    a 404 elsewhere) for its token endpoint, then posts the code.
+    """
+    api, bridge = open_api(
+        app.instance,
+        http or MastodonHttpClient(base_url=app.instance),
+        client_id=app.client_id,
+        client_secret=app.client_secret,
     )
+    try:
+        api.log_in(
+            code=code.strip(),
+            redirect_uri=app.redirect_uri,
+            scopes=app.scopes.split(),
+            allow_http=app.instance.startswith("http://"),
+        )
+    except (MastodonError, KeyError) as exc:
+        if bridge.failure() is not None or bridge.last_answer() is None:
+            raise bridge.connector_error(exc) from exc  # an error answer, or none at all
+        if not isinstance(exc, KeyError):
+            # The answer held no token, or granted fewer scopes than asked.
+            raise CredentialsExpiredError(
+                f"{app.instance} issued no usable access token: {exc}"
+            ) from exc
+        # A KeyError after an answer: a token answer without ``scope`` (optional in OAuth).
+    data = json_object(_answer(bridge))
     if not data.get("access_token"):
         raise CredentialsExpiredError(f"{app.instance} issued no access token")
     return {
@@ -319,12 +446,11 @@ def exchange_code(
 # Notifications as inbound items
 
 
-def _link_params(response: httpx.Response, rel: str) -> dict[str, str]:
-    """Query parameters of the ``Link`` header's ``rel`` target (the documented pagination)."""
-    link = response.links.get(rel, {}).get("url", "")
-    if not link:
-        return {}
-    return dict(httpx.URL(link).params)
+def _page_link(page: Any, rel: str, key: str) -> str:
+    """A cursor Mastodon.py read from the page's ``Link`` header (``rel`` is next or prev)."""
+    info = getattr(page, f"_pagination_{rel}", None)
+    value = info.get(key) if isinstance(info, dict) else None
+    return "" if value is None else str(value)
 
 
 def _metrics(status: dict[str, Any]) -> dict[str, int]:
@@ -371,6 +497,7 @@ class MastodonConnector(Connector):
         self.instance = normalize_instance(str(address)) if address else ""
         self.domain = str(account.settings.get("domain") or urlsplit(self.instance).hostname or "")
         self.http = http or MastodonHttpClient(base_url=self.instance)
+        self._api: tuple[Mastodon, HttpClientAdapter] | None = None
         self.hashtags = [
             str(tag).strip().lstrip("#").lower()
             for tag in account.settings.get("hashtags") or []
@@ -393,14 +520,35 @@ class MastodonConnector(Connector):
 
     def verify_credentials(self) -> dict[str, Any]:
         """The account the token acts for (``GET /api/v1/accounts/verify_credentials``)."""
-        return json_object(self._call("GET", "/api/v1/accounts/verify_credentials"))
+        _me, answer = self._call(lambda api: api.account_verify_credentials())
+        return json_object(answer)
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        token = self.account.credentials.get("access_token")
-        if not token or not self.instance:
-            raise CredentialsExpiredError(f"no server or access token for {self.account.handle}")
-        headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
-        return self.http.request(method, path, headers=headers, **kwargs)
+    def _call(self, operation: Callable[[Mastodon], T]) -> tuple[T, httpx.Response]:
+        """Run one Mastodon.py call; its result (for pagination) and the server's own answer.
+
+        A failure is raised as the connector error HttpClient mapped it to (a 401 is
+        ``CredentialsExpiredError``, a 429 ``RateLimitedError`` with its wait), whatever
+        exception Mastodon.py made of it.
+        """
+        if self._api is None:
+            token = self.account.credentials.get("access_token")
+            if not token or not self.instance:
+                raise CredentialsExpiredError(
+                    f"no server or access token for {self.account.handle}"
+                )
+            self._api = open_api(
+                self.instance,
+                self.http,
+                version=configured_api_version(self.account.settings),
+                access_token=str(token),
+            )
+        api, bridge = self._api
+        bridge.forget()  # nothing of an earlier call is taken for this one's
+        try:
+            result = operation(api)
+        except (MastodonError, ValueError) as exc:  # ValueError: an argument it refuses
+            raise bridge.connector_error(exc) from exc
+        return result, _answer(bridge)
 
     # -- streaming: wake-up signals for the fetch ---------------------------------------------
 
@@ -457,9 +605,11 @@ class MastodonConnector(Connector):
         has_more = notifications.has_more
         tags: dict[str, str] = {}
         for tag in self.hashtags:
-            path = f"/api/v1/timelines/tag/{quote(tag, safe='')}"
             timeline = self._read_forward(
-                path, [], (cursor.get("tags") or {}).get(tag), limit, TAG_PAGE_SIZE
+                lambda api, tag=tag, **page: api.timeline_hashtag(quote(tag, safe=""), **page),
+                (cursor.get("tags") or {}).get(tag),
+                limit,
+                TAG_PAGE_SIZE,
             )
             for status in timeline.payloads:
                 try:
@@ -486,8 +636,7 @@ class MastodonConnector(Connector):
         )
         try:
             read = self._read_forward(
-                "/api/v1/notifications",
-                [("types[]", kind) for kind in kinds],
+                lambda api, **page: api.notifications(types=list(kinds), **page),
                 cursor.get("min_id"),
                 limit,
                 PAGE_SIZE,
@@ -500,7 +649,7 @@ class MastodonConnector(Connector):
         return read, quotes
 
     def _read_forward(
-        self, path: str, params: list[tuple[str, str]], after: Any, limit: int, page_size: int
+        self, read: Callable[..., Any], after: Any, limit: int, page_size: int
     ) -> ForwardRead:
         """Pages of a timeline newer than ``after``, oldest first.
 
@@ -513,17 +662,15 @@ class MastodonConnector(Connector):
         has_more = False
         while len(payloads) < limit:
             size = min(page_size, limit - len(payloads))
-            query = [("limit", str(size)), *params]
-            if newest:
-                query.append(("min_id", newest))
-            response = self._call("GET", path, params=query)
-            page = _payload_list(response)
+            cursor = {"min_id": newest} if newest else {}
+            result, answer = self._call(functools.partial(read, limit=size, **cursor))
+            page = _payload_list(answer)
             if not page:
                 break
             # A page comes newest first; entries go oldest first so parents precede replies.
             payloads += reversed(page)
             first_poll = not newest
-            newest = _link_params(response, "prev").get("min_id") or _newest_id(page) or newest
+            newest = _page_link(result, "prev", "min_id") or _newest_id(page) or newest
             has_more = len(page) >= size and not first_poll
             if not has_more:
                 break
@@ -571,7 +718,9 @@ class MastodonConnector(Connector):
             kind = PostKind.PRIVATE_MESSAGE
         else:
             kind = PostKind.REPLY if in_reply_to else PostKind.POST
-        text = html_to_text(str(status.get("content") or ""))
+        quoted = quoted_status_id(status)
+        # A shown quote makes the "RE: <link>" fallback paragraph redundant.
+        text = html_to_text(str(status.get("content") or ""), hide_quote_inline=bool(quoted))
         if spoiler := str(status.get("spoiler_text") or "").strip():
             text = f"{spoiler}\n\n{text}" if text else spoiler
         mentions = tuple(
@@ -583,7 +732,7 @@ class MastodonConnector(Connector):
             "url": status.get("url"),
             "visibility": visibility,
         }
-        if quoted := quoted_status_id(status):
+        if quoted:
             raw["quoted"] = quoted
             if kind == PostKind.POST:
                 kind = PostKind.QUOTE
@@ -618,61 +767,66 @@ class MastodonConnector(Connector):
             visibility = "unlisted"
         author = self.qualified(str(required(required(parent, "account"), "acct")))
         addressed = [] if author == self.own_author().handle else [author]
-        body = {
-            "status": _addressed(post.text, addressed),
-            "in_reply_to_id": post.in_reply_to,
-            "visibility": visibility,
-        }
-        return self._create_status(body, idempotency_key)
+        return self._create_status(
+            _addressed(post.text, addressed),
+            visibility=visibility,
+            in_reply_to=post.in_reply_to,
+            idempotency_key=idempotency_key,
+        )
 
     def send_private_message(self, post: OutboundPost, *, idempotency_key: str) -> PublishedRef:
         """A direct status: only the people it mentions see it, so the recipient is mentioned."""
         if not post.recipient:
             raise ConnectorError("a private message needs its recipient")
-        body: dict[str, Any] = {
-            "status": _addressed(post.text, [self.qualified(post.recipient)]),
-            "visibility": "direct",
-        }
-        if post.in_reply_to:
-            body["in_reply_to_id"] = post.in_reply_to
-        return self._create_status(body, idempotency_key)
+        return self._create_status(
+            _addressed(post.text, [self.qualified(post.recipient)]),
+            visibility="direct",
+            in_reply_to=post.in_reply_to,
+            idempotency_key=idempotency_key,
+        )
 
     def publish(
         self, post: OutboundPost, *, idempotency_key: str, media_ids: Sequence[str] = ()
     ) -> PublishedRef:
         visibility = str(self.account.settings.get("visibility") or "public")
-        body: dict[str, Any] = {"status": post.text, "visibility": visibility}
-        if post.in_reply_to:
-            body["in_reply_to_id"] = post.in_reply_to
-        if media_ids:
-            body["media_ids"] = list(media_ids)
-        return self._create_status(body, idempotency_key)
+        return self._create_status(
+            post.text,
+            visibility=visibility,
+            in_reply_to=post.in_reply_to,
+            media_ids=media_ids,
+            idempotency_key=idempotency_key,
+        )
 
     def delete(self, remote_id: str) -> None:
-        self._call("DELETE", f"/api/v1/statuses/{quote(remote_id, safe='')}")
+        self._call(lambda api: api.status_delete(quote(remote_id, safe="")))
 
     def get_status(self, remote_id: str) -> dict[str, Any]:
-        return json_object(self._call("GET", f"/api/v1/statuses/{quote(remote_id, safe='')}"))
+        _status, answer = self._call(lambda api: api.status(quote(remote_id, safe="")))
+        return json_object(answer)
 
     def metrics(self, remote_id: str) -> dict[str, int]:
         """Likes (favourites), reposts (boosts) and replies of one status, as counted now."""
         return _metrics(self.get_status(remote_id))
 
     def boosters(self, remote_id: str, *, most: int = 2000) -> set[str] | None:
-        """Everyone who boosts the status now (qualified handles), or None past ``most``."""
-        path = f"/api/v1/statuses/{quote(remote_id, safe='')}/reblogged_by"
+        """Everyone who boosts the status now (qualified handles), or None past ``most``.
+
+        Pages are followed through their ``Link`` header until one is empty or has no next: a
+        server whose pages are smaller than asked is still read whole (a booster missed here
+        would withdraw a standing boost).
+        """
         handles: set[str] = set()
-        params = [("limit", str(BOOSTERS_PAGE_SIZE))]
+        result, answer = self._call(lambda api: api.status_reblogged_by(quote(remote_id, safe="")))
         while True:
-            response = self._call("GET", path, params=params)
-            page = _payload_list(response)
+            page = _payload_list(answer)
             handles |= {self.qualified(str(required(account, "acct"))) for account in page}
-            older = _link_params(response, "next").get("max_id")
-            if not older or len(page) < BOOSTERS_PAGE_SIZE:
+            if not page or not _page_link(result, "next", "max_id"):
                 return handles
             if len(handles) >= most:
                 return None
-            params = [("limit", str(BOOSTERS_PAGE_SIZE)), ("max_id", older)]
+            result, answer = self._call(
+                functools.partial(Mastodon.fetch_next, previous_page=result)
+            )
 
     def upload_media(
         self, content: bytes, *, filename: str, content_type: str, description: str = ""
@@ -682,21 +836,37 @@ class MastodonConnector(Connector):
         Large files may still be processing (202) when this returns; the server accepts their id
         in a status once it is done, and answers 422 before that.
         """
-        response = self._call(
-            "POST",
-            "/api/v2/media",
-            files={"file": (filename, content, content_type)},
-            data={"description": description} if description else None,
+        _media, answer = self._call(
+            lambda api: api.media_post(
+                content,
+                mime_type=content_type,
+                description=description or None,
+                file_name=filename,
+            )
         )
-        return str(required(json_object(response), "id"))
+        return str(required(json_object(answer), "id"))
 
-    def _create_status(self, body: dict[str, Any], idempotency_key: str) -> PublishedRef:
+    def _create_status(
+        self,
+        text: str,
+        *,
+        visibility: str,
+        idempotency_key: str,
+        in_reply_to: str | None = None,
+        media_ids: Sequence[str] = (),
+    ) -> PublishedRef:
         # The server keeps the key for an hour: a retry after a timeout gets the first status
         # back instead of posting twice.
-        response = self._call(
-            "POST", "/api/v1/statuses", json=body, headers={"Idempotency-Key": idempotency_key}
+        _status, answer = self._call(
+            lambda api: api.status_post(
+                text,
+                in_reply_to_id=in_reply_to or None,
+                media_ids=list(media_ids) or None,
+                visibility=visibility,
+                idempotency_key=idempotency_key,
+            )
         )
-        status = json_object(response)
+        status = json_object(answer)
         return PublishedRef(
             remote_id=str(required(status, "id")),
             created_at=parse_iso_time(status.get("created_at")),

@@ -150,7 +150,8 @@ class ContractServer(LocalHttpServer):
             delay = self.delays.pop(request.path, 0.0)
         if delay:
             time.sleep(delay)
-        payload = json.dumps(body).encode()
+        # Bytes are sent as they are (recorded bodies); anything else is encoded as JSON.
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
         respond(handler, status, payload, {"Content-Type": JSON, **headers})
 
     def _answer(self, request: Request) -> Answer:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -39,6 +40,7 @@ from relais.connectors.networks.mastodon import (
     MastodonConnector,
     MastodonHttpClient,
     authorize_url,
+    configured_api_version,
     exchange_code,
     html_to_text,
     mastodon_length,
@@ -83,6 +85,25 @@ VISIBILITIES = {"public", "unlisted", "private", "direct"}
 STATUS_ID = r"[0-9A-Za-z]+"
 
 
+def fields(request: Request) -> dict[str, Any]:
+    """A body's fields, JSON or form-encoded: Mastodon takes both, Mastodon.py sends forms.
+
+    In a form, ``media_ids[]`` (repeated) is the list ``media_ids``, as Rails reads it.
+    """
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        body = request.json()
+        return body if isinstance(body, dict) else {}
+    found: dict[str, Any] = {}
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        for key, value in parse_qsl(request.body.decode(), keep_blank_values=True):
+            if key.endswith("[]"):
+                found.setdefault(key[:-2], []).append(value)
+            else:
+                found[key] = value
+    return found
+
+
 def check_notifications_query(request: Request) -> list[str]:
     allowed = {"max_id", "since_id", "min_id", "limit", "types[]", "exclude_types[]", "account_id"}
     params = request.params()
@@ -125,9 +146,10 @@ def check_status_body(request: Request) -> list[str]:
     problems = []
     if not request.headers.get("idempotency-key"):
         problems.append("a status is created without an Idempotency-Key header")
-    if not request.headers.get("content-type", "").startswith("application/json"):
-        return [*problems, "the status body is not JSON"]
-    body = request.json()
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith(("application/json", "application/x-www-form-urlencoded")):
+        return [*problems, "the status body is neither JSON nor a form"]
+    body = fields(request)
     problems += [f"unknown field {key}" for key in body if key not in STATUS_FIELDS]
     if not (isinstance(body.get("status"), str) and body["status"].strip()) and not body.get(
         "media_ids"
@@ -145,7 +167,7 @@ def check_status_body(request: Request) -> list[str]:
 
 
 def check_app_body(request: Request) -> list[str]:
-    body = request.json()
+    body = fields(request)
     problems = [
         f"{key} is required" for key in ("client_name", "redirect_uris") if not body.get(key)
     ]
@@ -180,6 +202,8 @@ def endpoints(token: Callable[[], str]) -> list[Endpoint]:
 
     return [
         Endpoint("POST", r"/api/v1/apps", check_app_body),
+        # OAuth server metadata (Mastodon 4.3+, RFC 8414), read before the code is exchanged.
+        Endpoint("GET", r"/\.well-known/oauth-authorization-server", no_body),
         Endpoint("POST", r"/oauth/token", check_token_form),
         Endpoint("GET", r"/api/v1/accounts/verify_credentials", no_body, user),
         Endpoint("GET", r"/api/v1/notifications", check_notifications_query, user),
@@ -218,14 +242,16 @@ class MastodonServer(ContractServer):
 
     def _route(self, request: Request) -> tuple[int, dict[str, str], Any]:
         responses = fixture("responses.json")
-        fixed = {
-            "/api/v1/apps": "app",
-            "/oauth/token": "token",
-            "/api/v1/accounts/verify_credentials": "verify_credentials",
-            "/api/v2/media": "media",
+        fixed: dict[str, tuple[int, dict[str, str], Any]] = {
+            "/api/v1/apps": (200, {}, responses["app"]),
+            "/oauth/token": (200, {}, responses["token"]),
+            "/api/v1/accounts/verify_credentials": (200, {}, responses["verify_credentials"]),
+            "/api/v2/media": (200, {}, responses["media"]),
+            # No OAuth server metadata: a server before Mastodon 4.3.
+            "/.well-known/oauth-authorization-server": (404, {}, {"error": "Record not found"}),
         }
         if request.path in fixed:
-            return 200, {}, responses[fixed[request.path]]
+            return fixed[request.path]
         timeline = not request.path.startswith("/api/v1/statuses/")
         if request.method == "GET" and (timeline or request.path.endswith("/reblogged_by")):
             return self._timeline(request)
@@ -290,7 +316,7 @@ class MastodonServer(ContractServer):
         key = request.headers["idempotency-key"]
         if key in self.created:
             return 200, {}, self.created[key]
-        body = request.json()
+        body = fields(request)
         if len(body.get("status", "")) > 500:
             return 422, {}, fixture("responses.json")["errors"]["unprocessable"]
         brand = fixture("notifications.json")["brand"]
@@ -380,7 +406,7 @@ def test_the_app_is_registered_per_instance_and_the_code_exchanged(server: Masto
     assert credentials["instance"] == server.url
     assert credentials["access_token"] == TOKEN
     assert server.served("/oauth/token")[0].form()["code"] == "the-code"
-    assert server.served("/api/v1/apps")[0].json()["redirect_uris"] == app.redirect_uri
+    assert fields(server.served("/api/v1/apps")[0])["redirect_uris"] == app.redirect_uri
     me = MastodonConnector(
         AccountContext(workspace_id=1, handle=BRAND, credentials=credentials)
     ).verify_credentials()
@@ -411,9 +437,28 @@ def test_an_admin_connects_an_account_through_the_servers_approval(
     assert server.violations == []
     assert [r.path for r in server.requests] == [
         "/api/v1/apps",
+        "/.well-known/oauth-authorization-server",  # Mastodon.py looks for the token endpoint
         "/oauth/token",
         "/api/v1/accounts/verify_credentials",
     ]
+
+
+def test_the_token_answer_is_read_as_servers_send_it(server: MastodonServer) -> None:
+    app = register_app(server.url, client_name="Relais", redirect_uri="https://r.example/cb")
+    # "scope" is optional in an OAuth token answer: the scopes asked for are kept.
+    server.script("/oauth/token", 200, {"access_token": "t-1", "token_type": "Bearer"})
+    assert exchange_code(app, "c1")["scope"] == "read write"
+    server.script("/oauth/token", 200, {"token_type": "Bearer", "scope": "read write"})
+    with pytest.raises(CredentialsExpiredError, match="no usable access token"):
+        exchange_code(app, "c2")
+    server.script("/oauth/token", 200, {"access_token": "t-3", "scope": "read"})
+    with pytest.raises(CredentialsExpiredError, match="do not contain all of the requested"):
+        exchange_code(app, "c3")  # fewer scopes granted than Relais needs
+    server.script("/oauth/token", 400, {"error": "invalid_grant"})
+    with pytest.raises(ConnectorError, match="answered 400: invalid_grant") as refused:
+        exchange_code(app, "c4")
+    assert refused.value.status_code == 400
+    assert len(server.served("/oauth/token")) == 4  # no code is sent twice
 
 
 def test_a_callback_without_its_pending_connection_is_refused(
@@ -460,6 +505,16 @@ def test_the_instance_address_is_normalized(address: str, instance: str) -> None
 def test_a_wrong_instance_address_is_refused(address: str) -> None:
     with pytest.raises(ValueError, match="server address"):
         normalize_instance(address)
+
+
+def test_the_api_version_is_configuration_never_asked_of_the_server(settings: Any) -> None:
+    """Mastodon.py is told the version (a GoToSocial or Akkoma string would mislead it); any
+    request to /api/v1/instance or /api/v2/instance would break the contract of every test."""
+    assert configured_api_version({}) == "4.5.0"
+    assert configured_api_version({"api_version": "4.2.1"}) == "4.2.1"
+    settings.RELAIS = {**settings.RELAIS, "MASTODON_API_VERSION": "4.3.0"}
+    assert configured_api_version({}) == "4.3.0"
+    assert configured_api_version({"api_version": "0.17.0 git-abc"}) == "4.5.0"  # not x.y.z
 
 
 # -- listening ----------------------------------------------------------------------------------
@@ -678,11 +733,12 @@ def test_a_reply_goes_out_in_reply_to_the_customer_with_its_visibility(
         owner, conversation, "Sorry! Fixed: https://shop.example/autumn", idempotency_key="r-1"
     )
 
-    body = server.served("/api/v1/statuses")[-1].json()
+    body = fields(server.served("/api/v1/statuses")[-1])
     assert body == {
         "status": f"@zsc@{DOMAIN} Sorry! Fixed: https://shop.example/autumn",
         "in_reply_to_id": "103186126728896492",
         "visibility": "public",
+        "sensitive": "0",  # Mastodon.py's form always says it
     }
     assert server.served("/api/v1/statuses")[-1].headers["idempotency-key"] == "r-1"
     assert post.remote_id in server.statuses
@@ -696,8 +752,12 @@ def test_a_private_reply_is_a_direct_status_mentioning_the_customer(
 
     do_send_reply(owner, conversation, "Yes, please do.", idempotency_key="dm-1", private=True)
 
-    body = server.served("/api/v1/statuses")[-1].json()
-    assert body == {"status": "@haskal@cybre.space Yes, please do.", "visibility": "direct"}
+    body = fields(server.served("/api/v1/statuses")[-1])
+    assert body == {
+        "status": "@haskal@cybre.space Yes, please do.",
+        "visibility": "direct",
+        "sensitive": "0",
+    }
 
 
 def test_a_reply_to_a_direct_status_stays_direct(server: MastodonServer) -> None:
@@ -710,7 +770,7 @@ def test_a_reply_to_a_direct_status_stays_direct(server: MastodonServer) -> None
         idempotency_key="r-2",
     )
 
-    body = server.served("/api/v1/statuses")[-1].json()
+    body = fields(server.served("/api/v1/statuses")[-1])
     assert body["visibility"] == "direct"
     assert body["status"] == "@haskal@cybre.space thanks, we are on it"  # not mentioned twice
     assert server.statuses[sent.remote_id]["in_reply_to_id"] == "103186180912345678"
@@ -727,7 +787,7 @@ def test_a_reply_to_a_scope_mastodon_lacks_is_never_widened_to_public(
         idempotency_key="r-3",
     )
 
-    assert server.served("/api/v1/statuses")[-1].json()["visibility"] == "unlisted"
+    assert fields(server.served("/api/v1/statuses")[-1])["visibility"] == "unlisted"
 
 
 def test_a_publish_retried_after_a_timeout_posts_once(server: MastodonServer) -> None:
@@ -753,6 +813,21 @@ def test_a_refused_status_is_a_clear_error_and_not_retried(server: MastodonServe
     assert len(server.served("/api/v1/statuses")) == 1
 
 
+def test_an_argument_mastodon_py_refuses_is_its_own_error_not_an_earlier_one(
+    server: MastodonServer,
+) -> None:
+    http = MastodonHttpClient(base_url=server.url)
+    brand = MastodonConnector(context(server, visibility="local"), http=http)
+    with pytest.raises(ConnectorError, match="Record not found"):
+        brand.metrics("404404")
+
+    with pytest.raises(ConnectorError, match="Invalid visibility value") as caught:
+        brand.publish(OutboundPost(text="hi"), idempotency_key="v-1")
+
+    assert caught.value.status_code is None  # refused before anything was sent
+    assert server.served("/api/v1/statuses") == []
+
+
 def test_media_is_uploaded_then_published(server: MastodonServer) -> None:
     brand = connector(server)
 
@@ -767,7 +842,7 @@ def test_media_is_uploaded_then_published(server: MastodonServer) -> None:
     upload = server.served("/api/v2/media")[0].multipart()
     assert upload["file"] == b"\xff\xd8\xff\xe0 a small jpeg"
     assert upload["description"] == b"The autumn catalogue cover"
-    assert server.served("/api/v1/statuses")[0].json()["media_ids"] == ["22348641"]
+    assert fields(server.served("/api/v1/statuses")[0])["media_ids"] == ["22348641"]
 
 
 def test_metrics_and_delete(server: MastodonServer) -> None:
@@ -806,6 +881,9 @@ def test_html_content_becomes_plain_text_safely() -> None:
     assert html_to_text("<p>a &lt;b&gt;</p><p>c<br />d</p><script>alert(1)</script>") == (
         "a <b>\n\nc\nd"
     )
+    quoting = '<p class="quote-inline">RE: <a href="https://x.example/1"><b>x</b></a></p><p>yes</p>'
+    assert html_to_text(quoting, hide_quote_inline=True) == "yes"
+    assert html_to_text(quoting) == "RE: x\n\nyes"
 
 
 def test_the_contract_refuses_what_the_documentation_does_not_allow(
@@ -912,7 +990,9 @@ def test_boosters_are_read_across_pages(server: MastodonServer) -> None:
     server.boosters["103186046267791694"] = [{"acct": "zsc", "username": "zsc"}, *accounts]
     found = connector(server).boosters("103186046267791694")
     assert found == {f"zsc@{DOMAIN}"} | {f"fan{i}@example.social" for i in range(100)}
-    assert len(server.served("/api/v1/statuses/103186046267791694/reblogged_by")) == 2
+    # Pages of the server's default size (40), followed by their Link until an empty one.
+    pages = server.served("/api/v1/statuses/103186046267791694/reblogged_by")
+    assert [r.params().get("max_id") for r in pages] == [None, ["1061"], ["1021"], ["1000"]]
     assert connector(server).boosters("103186046267791694", most=50) is None
 
 
