@@ -206,3 +206,8 @@ class Connector(ABC):
         """Who reposts one of our posts now, for networks that send nothing when a repost is
         undone (their stored reposts are compared with it); None: not known."""
         return None
+
+    def quoters(self, remote_id: str) -> set[str] | None:
+        """Who quotes one of our posts now, for networks that send nothing when a quote is
+        deleted (compared like ``boosters``); None: not known."""
+        return None

@@ -185,19 +185,20 @@ def do_withdraw_missing_forwards(target: Target, kinds: Sequence[str], forwarder
     return _withdraw(target.workspace_id, standing)
 
 
-# Networks that send nothing when a boost or repost is undone (Mastodon, Bluesky's AppView)
-# are asked who still forwards our recent posts that way.
+# Networks that send nothing when a boost, repost or quote is undone (Mastodon, Bluesky's
+# AppView) are asked who still forwards our recent posts that way.
 BOOSTS_CHECKED_FOR = timedelta(days=7)
-LISTED_FORWARDS = ("boost", "repost")
+LISTED_BOOSTS = ("boost", "repost")
+LISTED_QUOTES = ("quote",)
 
 
 def targets_with_standing_boosts(now: Any, limit: int = 200) -> list[int]:
-    """Published targets of the last week with real boosts still counted, oldest check first."""
+    """Published targets of the last week with real forwards still counted, oldest check first."""
     return list(
         Target.objects.filter(
             status=TargetStatus.PUBLISHED,
             published_at__gte=now - BOOSTS_CHECKED_FOR,
-            forwards__kind__in=LISTED_FORWARDS,
+            forwards__kind__in=LISTED_BOOSTS + LISTED_QUOTES,
             forwards__simulated=False,
             forwards__withdrawn_at=None,
         )
@@ -208,18 +209,26 @@ def targets_with_standing_boosts(now: Any, limit: int = 200) -> list[int]:
 
 
 def do_check_boosts(target_id: int) -> int:
-    """Withdraw the boosts of one published target that its network no longer lists."""
+    """Withdraw the forwards of one published target that its network no longer lists.
+
+    Only the kinds the network can list are checked; a forwarder is kept while any listing
+    names them (one forward per forwarder: a repost undone under a standing quote stays)."""
     target = Target.objects.select_related("account").get(pk=target_id)
+    connector = connector_for(target.account)
     try:
-        boosters = connector_for(target.account).boosters(target.remote_id)
+        boosters = connector.boosters(target.remote_id)
+        quoters = connector.quoters(target.remote_id)
     except CredentialsExpiredError:
         return 0  # the account's poll marks it for reconnection
     except ConnectorError as exc:
-        logger.warning("could not list who boosts %s: %s", target.remote_id, exc)
+        logger.warning("could not list who forwards %s: %s", target.remote_id, exc)
         return 0
-    if boosters is None:
+    kinds = (LISTED_BOOSTS if boosters is not None else ()) + (
+        LISTED_QUOTES if quoters is not None else ()
+    )
+    if not kinds:
         return 0
-    return do_withdraw_missing_forwards(target, LISTED_FORWARDS, boosters)
+    return do_withdraw_missing_forwards(target, kinds, (boosters or set()) | (quoters or set()))
 
 
 def _withdraw(workspace_id: int, standing: Any) -> int:

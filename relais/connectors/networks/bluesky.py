@@ -76,7 +76,8 @@ FIREHOSE = "firehose"
 NOTIFICATIONS = "notifications"
 LIST_NOTIFICATIONS = "app.bsky.notification.listNotifications"
 GET_REPOSTED_BY = "app.bsky.feed.getRepostedBy"
-REPOSTED_BY_PAGE = 100  # the lexicon's maximum
+GET_QUOTES = "app.bsky.feed.getQuotes"
+AUTHORS_PAGE = 100  # getRepostedBy's and getQuotes' maximum
 NOTIFICATION_REASONS = ("mention", "reply", "quote", "repost", "like")
 NOTIFICATION_PAGE_SIZE = 100  # the lexicon's maximum
 MAX_NOTIFICATION_PAGES = 10  # per poll; more waits in the cursor's "gap" for the next poll
@@ -562,6 +563,17 @@ def _already_delivered(notification: dict[str, Any], since: str, seen: set[str])
 
 def _notification_key(notification: dict[str, Any]) -> str:
     return f"{notification.get('reason')} {notification.get('uri')}"
+
+
+def _reposter_dids(page: dict[str, Any]) -> list[str]:
+    profiles = [p for p in page.get("repostedBy") or [] if isinstance(p, dict)]
+    return [str(profile["did"]) for profile in profiles if profile.get("did")]
+
+
+def _quoter_dids(page: dict[str, Any]) -> list[str]:
+    posts = [p for p in page.get("posts") or [] if isinstance(p, dict)]
+    authors = [post.get("author") for post in posts]
+    return [str(a["did"]) for a in authors if isinstance(a, dict) and a.get("did")]
 
 
 def _high_water(found: list[dict[str, Any]], since: str, seen: list[str]) -> dict[str, Any]:
@@ -1136,17 +1148,30 @@ class BlueskyConnector(Connector):
         """Who reposts a brand post now (DIDs), from the AppView, whose notifications say
         nothing when a repost is deleted. None past ``most``, or on a PDS without an AppView
         (its accounts read the firehose, which reports the deletion itself)."""
+        return self._list_authors(GET_REPOSTED_BY, remote_id, most, _reposter_dids)
+
+    def quoters(self, remote_id: str, *, most: int = 2000) -> set[str] | None:
+        """Who quotes a brand post now (DIDs), listed by the AppView like ``boosters``."""
+        return self._list_authors(GET_QUOTES, remote_id, most, _quoter_dids)
+
+    def _list_authors(
+        self,
+        nsid: str,
+        remote_id: str,
+        most: int,
+        dids_of: Callable[[dict[str, Any]], list[str]],
+    ) -> set[str] | None:
         dids: set[str] = set()
-        params: dict[str, Any] = {"uri": remote_id, "limit": REPOSTED_BY_PAGE}
+        params: dict[str, Any] = {"uri": remote_id, "limit": AUTHORS_PAGE}
         while True:
             try:
-                page = self._authed_query(GET_REPOSTED_BY, params)
+                page = self._authed_query(nsid, params)
             except ConnectorError as exc:
                 if exc.retryable or exc.status_code != 400:
                     raise
                 return None
-            found = [p for p in page.get("repostedBy") or [] if isinstance(p, dict)]
-            dids |= {str(profile["did"]) for profile in found if profile.get("did")}
+            found = dids_of(page)
+            dids.update(found)
             if not page.get("cursor") or not found:
                 return dids
             if len(dids) >= most:

@@ -216,6 +216,38 @@ def test_a_deleted_repost_is_withdrawn_from_the_cascade(
     assert list(standing.values_list("forwarder_id", flat=True)) == [fans[1].did]
 
 
+def test_a_deleted_quote_is_withdrawn_but_a_quoter_who_still_reposts_stays(
+    network: bluesky_testbed.DevNetwork, brand: ConnectedAccount, owner: User
+) -> None:
+    """Deleted quotes are not notified either: the check asks ``getQuotes`` too, and one
+    listing naming a forwarder is enough to keep their forward standing."""
+    draft = do_create_draft(owner, brand.workspace_id, "Winter offer", [brand.pk])
+    announcement = bluesky_connector_for(brand).publish(
+        OutboundPost(text="Winter offer"), idempotency_key="w1"
+    )
+    target = published(owner, draft, announcement.remote_id)
+    Target.objects.filter(pk=target.pk).update(published_at=clock.now())
+    announced = bluesky_connector_for(brand).get_record(announcement.remote_id)
+    subject = {"uri": announcement.remote_id, "cid": announced["cid"]}
+    quoting = {"$type": "app.bsky.embed.record", "record": subject}
+    leaver, stayer = Person(network, unique("leaver")), Person(network, unique("stayer"))
+    quote = leaver.post("Look at this", embed=quoting)
+    stayer.post("Me too", embed=quoting)
+    stayer.create("app.bsky.feed.repost", {"subject": subject})
+    quoters = bluesky_connector_for(brand).quoters
+    wait_for(lambda: len(quoters(announcement.remote_id) or ()) == 2)
+    do_poll_bluesky_account(brand.pk)
+    assert Forward.objects.filter(target=target, withdrawn_at=None).count() == 2
+
+    assert do_check_boosts(target.pk) == 0
+    leaver.delete(quote["uri"])
+    wait_for(lambda: quoters(announcement.remote_id) == {stayer.did})
+
+    assert do_check_boosts(target.pk) == 1
+    standing = Forward.objects.filter(target=target, withdrawn_at=None)
+    assert list(standing.values_list("forwarder_id", flat=True)) == [stayer.did]
+
+
 def test_a_burst_larger_than_one_poll_is_read_over_several_polls_without_loss_or_repeat(
     network: bluesky_testbed.DevNetwork,
     brand: ConnectedAccount,
