@@ -809,17 +809,38 @@ class MastodonConnector(Connector):
         return _metrics(self.get_status(remote_id))
 
     def boosters(self, remote_id: str, *, most: int = 2000) -> set[str] | None:
-        """Everyone who boosts the status now (qualified handles), or None past ``most``.
+        """Everyone who boosts the status now (qualified handles), or None past ``most``."""
+        first = self._call(lambda api: api.status_reblogged_by(quote(remote_id, safe="")))
+        return self._list_accounts(first, lambda account: account, most)
+
+    def quoters(self, remote_id: str, *, most: int = 2000) -> set[str] | None:
+        """Who quotes the brand's status now (``GET /api/v1/statuses/:id/quotes``, Mastodon
+        4.5+, the accepted quotes of one's own status). None on a server without it."""
+        try:
+            first = self._call(lambda api: api.status_quotes(quote(remote_id, safe="")))
+        except ConnectorError as exc:
+            if exc.retryable or exc.status_code not in (400, 404, 501):
+                raise
+            return None
+        return self._list_accounts(first, lambda status: status.get("account") or {}, most)
+
+    def _list_accounts(
+        self,
+        first: tuple[Any, httpx.Response],
+        account_of: Callable[[dict[str, Any]], dict[str, Any]],
+        most: int,
+    ) -> set[str] | None:
+        """The handles on a paged listing, or None past ``most``.
 
         Pages are followed through their ``Link`` header until one is empty or has no next: a
-        server whose pages are smaller than asked is still read whole (a booster missed here
-        would withdraw a standing boost).
+        server whose pages are smaller than asked is still read whole (an account missed here
+        would withdraw a standing forward).
         """
         handles: set[str] = set()
-        result, answer = self._call(lambda api: api.status_reblogged_by(quote(remote_id, safe="")))
+        result, answer = first
         while True:
             page = _payload_list(answer)
-            handles |= {self.qualified(str(required(account, "acct"))) for account in page}
+            handles |= {self.qualified(str(required(account_of(row), "acct"))) for row in page}
             if not page or not _page_link(result, "next", "max_id"):
                 return handles
             if len(handles) >= most:

@@ -57,7 +57,7 @@ from relais.pipeline.actions import do_ingest_items
 from relais.pipeline.models import Post
 from relais.publishing.actions import do_create_draft
 from relais.publishing.inbound import do_check_boosts, targets_with_standing_boosts
-from relais.publishing.models import Forward
+from relais.publishing.models import Forward, Target
 from relais.publishing.tests.test_inbound import published
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mastodon"
@@ -211,6 +211,7 @@ def endpoints(token: Callable[[], str]) -> list[Endpoint]:
         Endpoint("POST", r"/api/v1/statuses", check_status_body, user),
         Endpoint("GET", rf"/api/v1/statuses/{STATUS_ID}", no_body, user),
         Endpoint("GET", rf"/api/v1/statuses/{STATUS_ID}/reblogged_by", check_page_query, user),
+        Endpoint("GET", rf"/api/v1/statuses/{STATUS_ID}/quotes", check_page_query, user),
         Endpoint("DELETE", rf"/api/v1/statuses/{STATUS_ID}", no_body, user),
         Endpoint("POST", r"/api/v2/media", check_media_form, user),
     ]
@@ -230,6 +231,8 @@ class MastodonServer(ContractServer):
         self.honours_types = True  # some compatible servers ignore types[]
         self.known_types: set[str] | None = None  # some refuse the types they do not know
         self.boosters: dict[str, list[dict[str, Any]]] = {}  # status id -> accounts, newest first
+        self.quotes: dict[str, list[dict[str, Any]]] = {}  # status id -> quoting statuses
+        self.lists_quotes = True  # GET /api/v1/statuses/:id/quotes: Mastodon 4.5+ only
         self.sends_link = True
         self.created: dict[str, dict[str, Any]] = {}  # Idempotency-Key -> status
         self.served_notifications: list[str] = []
@@ -253,7 +256,8 @@ class MastodonServer(ContractServer):
         if request.path in fixed:
             return fixed[request.path]
         timeline = not request.path.startswith("/api/v1/statuses/")
-        if request.method == "GET" and (timeline or request.path.endswith("/reblogged_by")):
+        listing = request.path.endswith(("/reblogged_by", "/quotes"))
+        if request.method == "GET" and (timeline or listing):
             return self._timeline(request)
         if request.path == "/api/v1/statuses":
             return self._create(request)
@@ -270,6 +274,11 @@ class MastodonServer(ContractServer):
             # Pages hold accounts; their ids page like the notifications' ones do.
             rows = [{**a, "id": str(1000 + i)} for i, a in enumerate(reversed(accounts))]
             return self._paginate(request.path, rows, request.params(), default_limit=40)
+        if request.path.endswith("/quotes"):
+            if not self.lists_quotes:
+                return 404, {}, {"error": "Record not found"}
+            statuses = self.quotes.get(request.path.split("/")[-2], [])
+            return self._paginate(request.path, statuses, request.params(), default_limit=20)
         if request.path != "/api/v1/notifications":
             timeline = self.tags.get(request.path.rsplit("/", 1)[1], [])
             return self._paginate(request.path, timeline, request.params(), default_limit=20)
@@ -1013,8 +1022,10 @@ def test_an_undone_boost_is_withdrawn_from_the_cascade(
     boost = forwards["boost"]
     assert boost.handle == "haskal@cybre.space"
 
-    # Still boosted: the check changes nothing.
+    # Still boosted and quoted: the check changes nothing.
     server.boosters["103186046267791694"] = [{"acct": "haskal@cybre.space", "username": "haskal"}]
+    quoting = quote_notification(lambda brand: {"state": "accepted", "quoted_status": brand})
+    server.quotes["103186046267791694"] = [quoting["status"]]
     assert targets_with_standing_boosts(clock.now()) == [target.pk]
     assert do_check_boosts(target.pk) == 0
 
@@ -1023,4 +1034,29 @@ def test_an_undone_boost_is_withdrawn_from_the_cascade(
     assert do_check_boosts(target.pk) == 1
     boost.refresh_from_db()
     assert boost.withdrawn_at is not None
+
+    # The quote stands until the quoting status is gone from the server's list of quotes.
+    assert targets_with_standing_boosts(clock.now()) == [target.pk]
+    server.quotes["103186046267791694"] = []
+    assert do_check_boosts(target.pk) == 1
     assert targets_with_standing_boosts(clock.now()) == []
+
+
+def test_a_server_without_the_quotes_listing_checks_boosts_only(
+    server: MastodonServer, mastodon_account: ConnectedAccount, owner: User
+) -> None:
+    workspace_id = mastodon_account.workspace_id
+    draft = do_create_draft(owner, workspace_id, "Autumn catalogue", [mastodon_account.pk])
+    target = published(owner, draft, "103186046267791694")
+    Target.objects.filter(pk=target.pk).update(published_at=clock.now())
+    server.notifications.append(
+        quote_notification(lambda brand: {"state": "accepted", "quoted_status": brand})
+    )
+    do_ingest_items(workspace_id, "mastodon", connector(server).fetch(None).items)
+    server.lists_quotes = False
+    server.boosters["103186046267791694"] = []
+
+    assert connector(server).quoters("103186046267791694") is None
+    assert do_check_boosts(target.pk) == 1  # the boost; the quote cannot be checked: it stays
+    standing = Forward.objects.filter(target=target, withdrawn_at=None)
+    assert list(standing.values_list("kind", flat=True)) == ["quote"]
