@@ -187,29 +187,36 @@ def test_mentions_replies_quotes_reposts_and_likes_arrive_once_through_notificat
     assert Post.objects.filter(remote_id=later["uri"]).exists()
 
 
+def published_just_now(
+    brand: ConnectedAccount, owner: User, text: str
+) -> tuple[Target, dict[str, str]]:
+    """A brand post published through the composer's target, and its strong ref to forward."""
+    draft = do_create_draft(owner, brand.workspace_id, text, [brand.pk])
+    announcement = bluesky_connector_for(brand).publish(
+        OutboundPost(text=text), idempotency_key=text
+    )
+    target = published(owner, draft, announcement.remote_id)
+    Target.objects.filter(pk=target.pk).update(published_at=clock.now())
+    announced = bluesky_connector_for(brand).get_record(announcement.remote_id)
+    return target, {"uri": announcement.remote_id, "cid": announced["cid"]}
+
+
 def test_a_deleted_repost_is_withdrawn_from_the_cascade(
     network: bluesky_testbed.DevNetwork, brand: ConnectedAccount, owner: User
 ) -> None:
     """The AppView sends no notification when a repost is deleted: the beat's check asks it
     who still reposts our recent posts (``getRepostedBy``)."""
-    draft = do_create_draft(owner, brand.workspace_id, "Spring offer", [brand.pk])
-    announcement = bluesky_connector_for(brand).publish(
-        OutboundPost(text="Spring offer"), idempotency_key="s1"
-    )
-    target = published(owner, draft, announcement.remote_id)
-    Target.objects.filter(pk=target.pk).update(published_at=clock.now())
-    announced = bluesky_connector_for(brand).get_record(announcement.remote_id)
-    subject = {"uri": announcement.remote_id, "cid": announced["cid"]}
+    target, subject = published_just_now(brand, owner, "Spring offer")
     fans = [Person(network, unique("fan")) for _ in range(2)]
     reposts = [fan.create("app.bsky.feed.repost", {"subject": subject}) for fan in fans]
     reposters = bluesky_connector_for(brand).boosters
-    wait_for(lambda: len(reposters(announcement.remote_id) or ()) == 2)
+    wait_for(lambda: len(reposters(subject["uri"]) or ()) == 2)
     do_poll_bluesky_account(brand.pk)
     assert Forward.objects.filter(target=target, withdrawn_at=None).count() == 2
 
     assert do_check_boosts(target.pk) == 0  # both still repost
     fans[0].delete(reposts[0]["uri"])
-    wait_for(lambda: reposters(announcement.remote_id) == {fans[1].did})
+    wait_for(lambda: reposters(subject["uri"]) == {fans[1].did})
 
     assert do_check_boosts(target.pk) == 1
     standing = Forward.objects.filter(target=target, withdrawn_at=None)
@@ -221,27 +228,20 @@ def test_a_deleted_quote_is_withdrawn_but_a_quoter_who_still_reposts_stays(
 ) -> None:
     """Deleted quotes are not notified either: the check asks ``getQuotes`` too, and one
     listing naming a forwarder is enough to keep their forward standing."""
-    draft = do_create_draft(owner, brand.workspace_id, "Winter offer", [brand.pk])
-    announcement = bluesky_connector_for(brand).publish(
-        OutboundPost(text="Winter offer"), idempotency_key="w1"
-    )
-    target = published(owner, draft, announcement.remote_id)
-    Target.objects.filter(pk=target.pk).update(published_at=clock.now())
-    announced = bluesky_connector_for(brand).get_record(announcement.remote_id)
-    subject = {"uri": announcement.remote_id, "cid": announced["cid"]}
+    target, subject = published_just_now(brand, owner, "Winter offer")
     quoting = {"$type": "app.bsky.embed.record", "record": subject}
     leaver, stayer = Person(network, unique("leaver")), Person(network, unique("stayer"))
     quote = leaver.post("Look at this", embed=quoting)
     stayer.post("Me too", embed=quoting)
     stayer.create("app.bsky.feed.repost", {"subject": subject})
     quoters = bluesky_connector_for(brand).quoters
-    wait_for(lambda: len(quoters(announcement.remote_id) or ()) == 2)
+    wait_for(lambda: len(quoters(subject["uri"]) or ()) == 2)
     do_poll_bluesky_account(brand.pk)
     assert Forward.objects.filter(target=target, withdrawn_at=None).count() == 2
 
     assert do_check_boosts(target.pk) == 0
     leaver.delete(quote["uri"])
-    wait_for(lambda: quoters(announcement.remote_id) == {stayer.did})
+    wait_for(lambda: quoters(subject["uri"]) == {stayer.did})
 
     assert do_check_boosts(target.pk) == 1
     standing = Forward.objects.filter(target=target, withdrawn_at=None)

@@ -1005,18 +1005,23 @@ def test_boosters_are_read_across_pages(server: MastodonServer) -> None:
     assert connector(server).boosters("103186046267791694", most=50) is None
 
 
-def test_an_undone_boost_is_withdrawn_from_the_cascade(
-    server: MastodonServer, mastodon_account: ConnectedAccount, owner: User
-) -> None:
-    workspace_id = mastodon_account.workspace_id
-    draft = do_create_draft(owner, workspace_id, "Autumn catalogue", [mastodon_account.pk])
+def boosted_and_quoted(server: MastodonServer, account: ConnectedAccount, owner: User) -> Target:
+    """The brand status published from a draft, read back with a boost (haskal, in the
+    fixtures) and a quote (zsc): both are forwards of its target."""
+    draft = do_create_draft(owner, account.workspace_id, "Autumn catalogue", [account.pk])
     target = published(owner, draft, "103186046267791694")
-    target.published_at = clock.now()
-    target.save(update_fields=["published_at"])
+    Target.objects.filter(pk=target.pk).update(published_at=clock.now())
     server.notifications.append(
         quote_notification(lambda brand: {"state": "accepted", "quoted_status": brand})
     )
-    do_ingest_items(workspace_id, "mastodon", connector(server).fetch(None).items)
+    do_ingest_items(account.workspace_id, "mastodon", connector(server).fetch(None).items)
+    return target
+
+
+def test_an_undone_boost_is_withdrawn_from_the_cascade(
+    server: MastodonServer, mastodon_account: ConnectedAccount, owner: User
+) -> None:
+    target = boosted_and_quoted(server, mastodon_account, owner)
     forwards = {f.kind: f for f in Forward.objects.filter(target=target)}
     assert forwards["quote"].handle == f"zsc@{DOMAIN}"  # a quote is a forward too
     boost = forwards["boost"]
@@ -1045,14 +1050,7 @@ def test_an_undone_boost_is_withdrawn_from_the_cascade(
 def test_a_server_without_the_quotes_listing_checks_boosts_only(
     server: MastodonServer, mastodon_account: ConnectedAccount, owner: User
 ) -> None:
-    workspace_id = mastodon_account.workspace_id
-    draft = do_create_draft(owner, workspace_id, "Autumn catalogue", [mastodon_account.pk])
-    target = published(owner, draft, "103186046267791694")
-    Target.objects.filter(pk=target.pk).update(published_at=clock.now())
-    server.notifications.append(
-        quote_notification(lambda brand: {"state": "accepted", "quoted_status": brand})
-    )
-    do_ingest_items(workspace_id, "mastodon", connector(server).fetch(None).items)
+    target = boosted_and_quoted(server, mastodon_account, owner)
     server.lists_quotes = False
     server.boosters["103186046267791694"] = []
 
