@@ -207,3 +207,16 @@ def featurise(texts: list[str], config: FeatureConfig = FeatureConfig()) -> sp.c
     values = np.repeat(scale, counts)
     shape = (len(texts), 1 << config.bits)
     return sp.csr_matrix((values, columns, indptr), shape=shape)
+
+
+def coarsen(matrix: sp.csr_matrix, bits: int) -> sp.csr_matrix:
+    """The same features hashed into 2**bits buckets (bits <= the matrix's own).
+
+    A bucket is the top bits of the mixed hash, so the coarse bucket of an n-gram is its fine
+    bucket shifted right: featurising once at the finest size serves every head.
+    """
+    shift = (matrix.shape[1] - 1).bit_length() - bits
+    if shift == 0:
+        return matrix
+    columns = matrix.indices >> shift
+    return sp.csr_matrix((matrix.data, columns, matrix.indptr), shape=(matrix.shape[0], 1 << bits))

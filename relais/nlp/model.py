@@ -6,11 +6,12 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from relais.nlp.features import FeatureConfig, featurise
+from relais.nlp.features import FeatureConfig, coarsen, featurise
 
 ARTIFACT_DIR = Path(__file__).parent / "artifacts"
 WEIGHTS_FILE = "heads.npz"
@@ -29,20 +30,44 @@ class Head:
 
 
 @dataclass(frozen=True)
+class FineBlock:
+    """Extra weights over finer hashed features (2**bits buckets) for some heads' columns:
+    the English sentiment head has more training data than the others and gains from fewer
+    collisions, while the other heads keep the coarse (smaller) matrix."""
+
+    bits: int
+    first_column: int
+    weights: np.ndarray  # (2**bits, columns) float32
+
+
+@dataclass(frozen=True)
 class Model:
-    """Every head's weights side by side, so one sparse product scores all heads at once."""
+    """Every head's weights side by side, so one sparse product scores all heads at once (plus
+    one small product for the heads of the optional finer block)."""
 
     version: str
     features: FeatureConfig
     heads: dict[str, Head]
     weights: np.ndarray  # (2**bits, columns) float32
     bias: np.ndarray  # (columns,) float32
+    fine: FineBlock | None = None
 
     def scores(self, matrix: sp.csr_matrix) -> np.ndarray:
-        return np.asarray(matrix @ self.weights) + self.bias
+        """Scores of a feature matrix hashed at the finest size the model uses."""
+        scores = np.asarray(coarsen(matrix, self.features.bits) @ self.weights) + self.bias
+        if self.fine is not None:
+            first = self.fine.first_column
+            scores[:, first : first + self.fine.weights.shape[1]] += np.asarray(
+                matrix @ self.fine.weights
+            )
+        return scores
+
+    @property
+    def finest(self) -> FeatureConfig:
+        return FeatureConfig(self.fine.bits) if self.fine is not None else self.features
 
     def score_texts(self, texts: list[str]) -> np.ndarray:
-        return self.scores(featurise(texts, self.features))
+        return self.scores(featurise(texts, self.finest))
 
     def probabilities(self, scores: np.ndarray, head: str) -> np.ndarray:
         """One-vs-rest logistic outputs normalised to sum to one, as the trainer's."""
@@ -66,12 +91,19 @@ def quantise(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def save(model: Model, meta: dict[str, object], directory: Path = ARTIFACT_DIR) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     codes, scale = quantise(model.weights)
-    np.savez_compressed(directory / WEIGHTS_FILE, codes=codes, scale=scale, bias=model.bias)
+    arrays: dict[str, Any] = {"codes": codes, "scale": scale, "bias": model.bias}
+    fine: dict[str, int] = {}
+    if model.fine is not None:
+        arrays["fine_codes"], arrays["fine_scale"] = quantise(model.fine.weights)
+        fine = {"fine_bits": model.fine.bits, "fine_first_column": model.fine.first_column}
+    np.savez_compressed(directory / WEIGHTS_FILE, **arrays)
     heads = {
         name: {"labels": list(h.labels), "first_column": h.first_column}
         for name, h in model.heads.items()
     }
-    document = {"version": model.version, "bits": model.features.bits, "heads": heads, **meta}
+    document = {
+        "version": model.version, "bits": model.features.bits, "heads": heads, **fine, **meta,
+    }  # fmt: skip
     (directory / META_FILE).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
 
 
@@ -81,11 +113,17 @@ def load(directory: Path = ARTIFACT_DIR) -> Model:
         # C order: the sparse product would otherwise copy the whole matrix on every call.
         weights = np.ascontiguousarray(arrays["codes"].astype(np.float32) * arrays["scale"])
         bias = arrays["bias"].astype(np.float32)
+        fine = None
+        if "fine_bits" in meta:
+            fine_weights = arrays["fine_codes"].astype(np.float32) * arrays["fine_scale"]
+            fine = FineBlock(
+                meta["fine_bits"], meta["fine_first_column"], np.ascontiguousarray(fine_weights)
+            )
     heads = {
         name: Head(name, tuple(spec["labels"]), int(spec["first_column"]))
         for name, spec in meta["heads"].items()
     }
-    return Model(meta["version"], FeatureConfig(meta["bits"]), heads, weights, bias)
+    return Model(meta["version"], FeatureConfig(meta["bits"]), heads, weights, bias, fine)
 
 
 @lru_cache(maxsize=1)

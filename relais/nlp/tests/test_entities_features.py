@@ -67,3 +67,17 @@ def test_repeats_never_merge_posts() -> None:
     assert matrix.shape[0] == 5
     assert set(matrix[4].indices.tolist()) == _features("aaa")
     assert set(matrix[0].indices.tolist()) == _features("")
+
+
+def test_coarse_features_are_the_fine_ones_shifted() -> None:
+    from relais.nlp.features import coarsen
+
+    texts = ["Panne internet 😡 @Free", "great flight, thanks @united!", ""]
+    fine = coarsen(featurise(texts, FeatureConfig(bits=20)), 18)
+    coarse = featurise(texts, FeatureConfig(bits=18))
+    fine.sum_duplicates()
+    coarse.sum_duplicates()
+    assert fine.shape == coarse.shape
+    assert np.array_equal(fine.indptr, coarse.indptr)
+    assert np.array_equal(fine.indices, coarse.indices)
+    assert np.allclose(fine.data, coarse.data)

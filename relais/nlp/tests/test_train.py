@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from relais.nlp import train
@@ -34,3 +36,23 @@ def test_log_count_ratio_fit_separates_a_toy_task() -> None:
     weights, bias = train.fit_log_count_ratio(data, ("negative", "positive"), 1e-4)
     scores = np.asarray(train.matrix(["love it", "hate it"]) @ weights) + bias
     assert scores.argmax(axis=1).tolist() == [1, 0]
+
+
+def test_a_model_with_a_fine_block_survives_saving(tmp_path: Path) -> None:
+    from relais.nlp.features import FeatureConfig
+    from relais.nlp.model import FineBlock, Head, Model, load, save
+
+    rng = np.random.default_rng(0)
+    heads = {"a": Head("a", ("x", "y"), 0), "b": Head("b", ("x", "y", "z"), 2)}
+    fine = FineBlock(12, 2, rng.normal(size=(1 << 12, 3)).astype(np.float32))
+    coarse = rng.normal(size=(1 << 10, 5)).astype(np.float32)
+    coarse[:, 2:] = 0.0
+    model = Model("v", FeatureConfig(10), heads, coarse, np.zeros(5, np.float32), fine)
+    save(model, {}, tmp_path)
+    loaded = load(tmp_path)
+    assert loaded.fine is not None
+    assert loaded.fine.bits == 12
+    texts = ["so good", "awful service", "bof"]
+    # int16 storage: scores agree to a small fraction of the weights' range.
+    assert np.allclose(loaded.score_texts(texts), model.score_texts(texts), atol=1e-3)
+    assert model.score_texts(texts)[:, 2:].any()
