@@ -8,6 +8,7 @@ refreshed, and once the session is revoked on the PDS the account asks to be rec
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -49,6 +50,11 @@ def relais(settings: Any) -> Iterator[str]:
     settings.RELAIS = {**settings.RELAIS, "ALLOW_PRIVATE_DESTINATIONS": True}
     server = LiveServer("127.0.0.1:0")
     yield server.url
+    # Each request thread closes the shared test connection when it ends; one still ending after
+    # stop() (a keep-alive socket the closing browser just dropped) would close it unshared.
+    for thread in threading.enumerate():
+        if thread.name.endswith("(process_request_thread)"):
+            thread.join(timeout=10)
     server.stop()
 
 
