@@ -1,8 +1,9 @@
 """Server-sent events: open pages learn of new posts and conversation changes within a second.
 
 The stream reads the ``LiveEvent`` table, so it works with any number of web and worker
-processes and no message server. Each connection ends after a while; the browser reconnects
-with ``Last-Event-ID`` and misses nothing that is still retained.
+processes and no message server. A page asks for the events after the newest one when it was
+rendered (``?since=``, from the ``live_since`` context variable); each connection ends after a
+while and the browser reconnects with ``Last-Event-ID``: nothing still retained is missed.
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ async def events(request: HttpRequest, workspace_slug: str) -> HttpResponseBase:
     ).afirst()
     if membership is None:
         raise Http404
-    last_id = request.headers.get("Last-Event-ID", "")
+    # A reconnecting browser says what it saw last; a first connection says when its page was
+    # rendered (``since``), so a change made while the page loaded is not missed.
+    resume = request.headers.get("Last-Event-ID", "") or request.GET.get("since", "")
     start = (
-        int(last_id)
-        if last_id.isdigit()
+        int(resume)
+        if resume.isdigit()
         else await sync_to_async(latest_event_id)(membership.workspace_id)
     )
     response = StreamingHttpResponse(
