@@ -545,13 +545,12 @@ def refresh(
     bound to; a public session of a web client that has keys now is refreshed with the current
     key (the server then binds it to that key: its kid is kept).
     """
-    key, kid = _refresh_key(credentials, keys)
+    auth, kid = _stored_session_auth(credentials, keys)
     form = {
         "grant_type": "refresh_token",
         "refresh_token": str(credentials.get("refresh_token", "")),
         "client_id": str(credentials.get("client_id", "")),
     }
-    auth = _client_auth(key, form["client_id"], str(credentials.get("issuer", "")))
     try:
         tokens = _token_call(
             http, signer, str(credentials["token_endpoint"]), form, "refresh", auth=auth
@@ -576,12 +575,11 @@ def revoke(
     """Tell the server to end the session (its refresh token, hence its access tokens)."""
     endpoint = str(credentials.get("revocation_endpoint") or "")
     if endpoint:
-        key, _kid = _refresh_key(credentials, keys)
+        auth, _kid = _stored_session_auth(credentials, keys)
         form = {
             "token": str(credentials.get("refresh_token", "")),
             "client_id": str(credentials.get("client_id", "")),
         }
-        auth = _client_auth(key, form["client_id"], str(credentials.get("issuer", "")))
         _token_call(http, signer, endpoint, form, "revocation", auth=auth)
 
 
@@ -608,6 +606,15 @@ def _refresh_key(credentials: dict[str, Any], keys: ClientKeys | None) -> tuple[
     if keys.current is not None:
         return keys.current, str(keys.current.kid)
     return None, ""
+
+
+def _stored_session_auth(
+    credentials: dict[str, Any], keys: ClientKeys | None
+) -> tuple[Callable[[], dict[str, str]] | None, str]:
+    """How a stored session's token calls authenticate Relais, and the key id they use."""
+    key, kid = _refresh_key(credentials, keys)
+    client_id, issuer = str(credentials.get("client_id", "")), str(credentials.get("issuer", ""))
+    return _client_auth(key, client_id, issuer), kid
 
 
 def _client_auth(
