@@ -11,12 +11,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 DATA_DIR = Path(__file__).parent / "data"
 GOLD_DIR = Path(__file__).parent / "gold"
 LABELLED_DIR = Path(__file__).parent / "labelled"  # hand-labelled intent/reason TRAINING posts
 CORPORA = (
     "semeval_en", "tweeteval_sentiment", "umsab", "airline", "traffic_fr", "traffic_en",
+    "unlabelled_en",
 )  # fmt: skip
+UNLABELLED_EN = "unlabelled_en"  # tweets without sentiment labels; the teacher labels them
+TEACHER_EN = DATA_DIR / "teacher_en.npz"  # written by tools/nlp_teacher.py
 GOLD_SETS = ("gold_fr", "gold_en")
 LABELLED_SETS = ("train_fr", "train_en")
 
@@ -54,7 +59,25 @@ def data_hashes() -> dict[str, str]:
         GOLD_DIR / f"{name}.jsonl" for name in GOLD_SETS if (GOLD_DIR / f"{name}.jsonl").exists()
     ]
     files += [LABELLED_DIR / f"{name}.jsonl" for name in LABELLED_SETS]
+    files += [TEACHER_EN, DATA_DIR / "lexicon_fr.tsv"]
     return {path.name: digest(path) for path in files}
+
+
+class StaleTeacherLabelsError(RuntimeError):
+    """The teacher's probabilities were computed from another unlabelled corpus."""
+
+
+def teacher_probabilities() -> np.ndarray:
+    """(unlabelled posts, 3) teacher probabilities of negative / neutral / positive, in the
+    order of the unlabelled corpus they were computed from."""
+    with np.load(TEACHER_EN) as stored:
+        probabilities, source_sha256 = stored["probs"], str(stored["source_sha256"])
+    if source_sha256 != digest(DATA_DIR / f"{UNLABELLED_EN}.jsonl.gz"):
+        raise StaleTeacherLabelsError(
+            f"{TEACHER_EN.name} labels another {UNLABELLED_EN}.jsonl.gz: "
+            "re-run `tools/nlp_teacher.py label` (docs/nlp.md)"
+        )
+    return probabilities.astype(np.float64)
 
 
 def tweeteval(split: str) -> list[Row]:

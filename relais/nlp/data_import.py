@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import html
 import json
 import re
 import sys
@@ -142,6 +143,47 @@ def twcs_rows(source: Path) -> Iterator[dict[str, object]]:
             yield {"id": f"twcs-{row['tweet_id']}", "text": pseudonymise(row["text"], brands)}
 
 
+TWEETEVAL_OTHER_TASKS = ("emotion", "hate", "irony", "offensive")
+
+
+def unlabelled_en_rows(source: Path) -> Iterator[dict[str, object]]:
+    """English tweets without sentiment labels, for the teacher to label: the customers' posts
+    of the TWCS sample, the Sentiment140 subset (2009; its emoticon labels are not kept) and the
+    texts of TweetEval's other tasks (2016-2019). Exact duplicates and any text of the
+    sentiment sets are left out, so no TweetEval sentiment val or test tweet reaches training
+    this way."""
+    sentiment_sets = {comparable(str(r["text"])) for r in tweeteval_rows(source)}
+    sentiment_sets |= {comparable(str(r["text"])) for r in semeval_rows(source)}
+    batches = [("twcs", [str(row["text"]) for row in twcs_rows(source)])]
+    folder = source / "sentiment140-100k-subset"
+    for name in ("negative", "positive"):
+        lines = (folder / f"{name}.txt").read_text(encoding="utf-8").split("\n")
+        batches.append(("sentiment140", [_masked(line) for line in lines]))
+    for task in TWEETEVAL_OTHER_TASKS:
+        for split in ("train", "val", "test"):
+            path = source / "tweeteval" / task / f"{split}_text.txt"
+            lines = path.read_text(encoding="utf-8").split("\n")
+            batches.append((f"tweeteval_{task}", [_masked(line) for line in lines]))
+    seen: set[str] = set()
+    for name, texts in batches:
+        for text in texts:
+            if text.strip() and text.strip().lower() not in seen:
+                seen.add(text.strip().lower())
+                if comparable(text) not in sentiment_sets:
+                    yield {"source": name, "text": text.strip()}
+
+
+def comparable(text: str) -> str:
+    """The form in which two copies of a tweet compare equal whatever their source's escaping,
+    masking of handles or case."""
+    return _masked(text).strip().lower()
+
+
+def _masked(text: str) -> str:
+    """Sentiment140 keeps HTML entities and real handles; TweetEval is already masked."""
+    return pseudonymise(html.unescape(text), frozenset())
+
+
 def main(argv: list[str]) -> int:
     source = Path(argv[0])
     DATA_DIR.mkdir(exist_ok=True)
@@ -151,6 +193,7 @@ def main(argv: list[str]) -> int:
     write_jsonl_gz("airline.jsonl.gz", airline_rows(source))
     write_jsonl_gz("traffic_fr.jsonl.gz", free_rows(source))
     write_jsonl_gz("traffic_en.jsonl.gz", twcs_rows(source))
+    write_jsonl_gz("unlabelled_en.jsonl.gz", unlabelled_en_rows(source))
     return 0
 
 

@@ -170,6 +170,19 @@ def _word_ngrams(
     return np.repeat(rows, 3)[keep], buckets[keep]
 
 
+def word_bucket(word: str, bits: int) -> int | None:
+    """The bucket of ``word``'s word-unigram feature, or None unless ``word`` is exactly one
+    word token that normalisation leaves unchanged (so a post containing it hits that bucket)."""
+    if not word or normalise_batch([word]) != word:
+        return None
+    codes, boundaries = _encode([word])
+    inner = codes[1:-1]  # _encode pads the batch with one space at either end
+    if len(inner) != len(word) or not _word_char_table()[inner].all():
+        return None
+    _, buckets = _word_ngrams(codes, _PrefixHash(codes), boundaries, bits)
+    return int(buckets[0])  # the unigram comes first, then the first-word feature
+
+
 def _merge_by_post(
     first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray], posts: int
 ) -> tuple[np.ndarray, np.ndarray]:
