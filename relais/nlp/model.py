@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from relais.nlp.features import FeatureConfig, coarsen, featurise
+from relais.nlp.mlp import MlpHead, log_softmax
 
 ARTIFACT_DIR = Path(__file__).parent / "artifacts"
 WEIGHTS_FILE = "heads.npz"
@@ -41,6 +42,16 @@ class FineBlock:
 
 
 @dataclass(frozen=True)
+class ExpertBlock:
+    """A non-linear head over the coarse features whose log-probabilities are added to one
+    linear head's (a product of experts), then shifted by offsets tuned on validation."""
+
+    head: str
+    mlp: MlpHead
+    offsets: np.ndarray  # (classes,) float32
+
+
+@dataclass(frozen=True)
 class Model:
     """Every head's weights side by side, so one sparse product scores all heads at once (plus
     one small product for the heads of the optional finer block)."""
@@ -51,15 +62,23 @@ class Model:
     weights: np.ndarray  # (2**bits, columns) float32
     bias: np.ndarray  # (columns,) float32
     fine: FineBlock | None = None
+    expert: ExpertBlock | None = None
 
     def scores(self, matrix: sp.csr_matrix) -> np.ndarray:
-        """Scores of a feature matrix hashed at the finest size the model uses."""
-        scores = np.asarray(coarsen(matrix, self.features.bits) @ self.weights) + self.bias
+        """Scores of a feature matrix hashed at the finest size the model uses (for the expert
+        block's head: log-probabilities)."""
+        coarse = coarsen(matrix, self.features.bits)
+        scores = np.asarray(coarse @ self.weights) + self.bias
         if self.fine is not None:
             first = self.fine.first_column
             scores[:, first : first + self.fine.weights.shape[1]] += np.asarray(
                 matrix @ self.fine.weights
             )
+        if self.expert is not None:
+            columns = self.heads[self.expert.head].columns
+            linear = np.log(_one_vs_rest_probabilities(scores[:, columns]))
+            expert = self.expert.mlp.log_probabilities(coarse)
+            scores[:, columns] = linear + expert + self.expert.offsets
         return scores
 
     @property
@@ -70,10 +89,17 @@ class Model:
         return self.scores(featurise(texts, self.finest))
 
     def probabilities(self, scores: np.ndarray, head: str) -> np.ndarray:
-        """One-vs-rest logistic outputs normalised to sum to one, as the trainer's."""
+        """One-vs-rest logistic outputs normalised to sum to one, as the trainer's; the
+        expert block's head holds log-probabilities already."""
         own = scores[:, self.heads[head].columns]
-        odds = 1.0 / (1.0 + np.exp(-np.clip(own, -30, 30)))
-        return odds / odds.sum(axis=1, keepdims=True)
+        if self.expert is not None and head == self.expert.head:
+            return np.exp(log_softmax(own))
+        return _one_vs_rest_probabilities(own)
+
+
+def _one_vs_rest_probabilities(scores: np.ndarray) -> np.ndarray:
+    odds = 1.0 / (1.0 + np.exp(-np.clip(scores, -30, 30)))
+    return odds / odds.sum(axis=1, keepdims=True)
 
 
 def quantise(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -92,10 +118,19 @@ def save(model: Model, meta: dict[str, object], directory: Path = ARTIFACT_DIR) 
     directory.mkdir(parents=True, exist_ok=True)
     codes, scale = quantise(model.weights)
     arrays: dict[str, Any] = {"codes": codes, "scale": scale, "bias": model.bias}
-    fine: dict[str, int] = {}
+    fine: dict[str, int | str] = {}
     if model.fine is not None:
         arrays["fine_codes"], arrays["fine_scale"] = quantise(model.fine.weights)
         fine = {"fine_bits": model.fine.bits, "fine_first_column": model.fine.first_column}
+    if model.expert is not None:
+        mlp = model.expert.mlp
+        arrays["expert_codes"], arrays["expert_scale"] = quantise(mlp.embedding)
+        arrays["expert_hidden_bias"], arrays["expert_out_weights"] = (
+            mlp.hidden_bias,
+            mlp.out_weights,
+        )
+        arrays["expert_out_bias"], arrays["expert_offsets"] = mlp.out_bias, model.expert.offsets
+        fine["expert_head"] = model.expert.head
     np.savez_compressed(directory / WEIGHTS_FILE, **arrays)
     heads = {
         name: {"labels": list(h.labels), "first_column": h.first_column}
@@ -119,11 +154,21 @@ def load(directory: Path = ARTIFACT_DIR) -> Model:
             fine = FineBlock(
                 meta["fine_bits"], meta["fine_first_column"], np.ascontiguousarray(fine_weights)
             )
+        expert = None
+        if "expert_head" in meta:
+            embedding = arrays["expert_codes"].astype(np.float32) * arrays["expert_scale"]
+            mlp = MlpHead(
+                np.ascontiguousarray(embedding),
+                arrays["expert_hidden_bias"],
+                arrays["expert_out_weights"],
+                arrays["expert_out_bias"],
+            )
+            expert = ExpertBlock(meta["expert_head"], mlp, arrays["expert_offsets"])
     heads = {
         name: Head(name, tuple(spec["labels"]), int(spec["first_column"]))
         for name, spec in meta["heads"].items()
     }
-    return Model(meta["version"], FeatureConfig(meta["bits"]), heads, weights, bias, fine)
+    return Model(meta["version"], FeatureConfig(meta["bits"]), heads, weights, bias, fine, expert)
 
 
 @lru_cache(maxsize=1)

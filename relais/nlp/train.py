@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +16,9 @@ import scipy.sparse as sp
 from sklearn.linear_model import SGDClassifier
 from sklearn.metrics import recall_score
 
-from relais.nlp import corpora, keywords, lexicon
+from relais.nlp import corpora, keywords, lexicon, mlp
 from relais.nlp.features import FeatureConfig, featurise
-from relais.nlp.model import ARTIFACT_DIR, FineBlock, Head, Model, save
+from relais.nlp.model import ARTIFACT_DIR, ExpertBlock, FineBlock, Head, Model, save
 
 SEED = 20251126
 EPOCHS = 30
@@ -173,16 +173,10 @@ def fit_log_count_ratio(
     return np.stack(weights, axis=1).astype(np.float32), np.array(bias, dtype=np.float32)
 
 
-def tune_macro_recall_offsets(
-    weights: np.ndarray,
-    bias: np.ndarray,
-    texts: list[str],
-    gold: list[str],
-    config: FeatureConfig = FEATURES,
-) -> np.ndarray:
-    """Shift the negative and positive biases to maximise macro recall on TweetEval *val*."""
-    scores = np.asarray(matrix(texts, config) @ weights) + bias
-    grid = np.round(np.arange(-1.5, 1.51, 0.1), 2)
+def macro_recall_offsets(scores: np.ndarray, gold: list[str]) -> np.ndarray:
+    """Shifts of the negative and positive scores that maximise macro recall on TweetEval
+    *val* (0 for neutral)."""
+    grid = np.round(np.arange(-3.0, 3.01, 0.1), 2)
     best = (-1.0, 0.0, 0.0)
     for negative in grid:
         for positive in grid:
@@ -190,7 +184,39 @@ def tune_macro_recall_offsets(
             predicted = [SENTIMENTS[i] for i in shifted.argmax(axis=1)]
             recall = recall_score(gold, predicted, average="macro")
             best = max(best, (recall, negative, positive))
-    return bias + np.array([best[1], 0.0, best[2]], dtype=np.float32)
+    return np.array([best[1], 0.0, best[2]], dtype=np.float32)
+
+
+def posts_with_targets(
+    data: Examples, classes: tuple[str, ...]
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(texts, class distributions, weights), one per post: consecutive rows of one text
+    (the rows of a soft label) become one post whose target is their weighted shares."""
+    texts: list[str] = []
+    masses: list[np.ndarray] = []
+    for text, label, weight, share in zip(
+        data.texts, data.labels, data.weights, data.shares, strict=True
+    ):
+        if not texts or texts[-1] != text:
+            texts.append(text)
+            masses.append(np.zeros(len(classes)))
+        masses[-1][classes.index(label)] += weight * share
+    mass = np.vstack(masses)
+    totals = mass.sum(axis=1)
+    return texts, mass / totals[:, None], totals
+
+
+def with_english_expert(model: Model) -> Model:
+    """The English head's non-linear expert (relais.nlp.mlp) fitted on the same posts, and the
+    offsets of the product of the two tuned on TweetEval val."""
+    texts, targets, weights = posts_with_targets(english_sentiment_data(), SENTIMENTS)
+    head = mlp.fit_mlp(matrix(texts, FEATURES), targets, weights, SEED)
+    untuned = replace(model, expert=ExpertBlock("sentiment_en", head, np.zeros(3, np.float32)))
+    val = corpora.tweeteval("val")
+    columns = model.heads["sentiment_en"].columns
+    scores = untuned.score_texts([r["text"] for r in val])[:, columns]
+    offsets = macro_recall_offsets(scores, [r["label"] for r in val])
+    return replace(untuned, expert=ExpertBlock("sentiment_en", head, offsets))
 
 
 def language_data() -> Examples:
@@ -316,11 +342,6 @@ def train(
             weights, bias = fit(load_data(), labels, alpha, config)
         if name == "sentiment_fr":
             weights, bias = with_french_lexicon(weights, bias)
-        if name == "sentiment_en":
-            val = corpora.tweeteval("val")
-            bias = tune_macro_recall_offsets(
-                weights, bias, [r["text"] for r in val], [r["label"] for r in val], config
-            )
         heads[name] = Head(name, labels, column)
         if name in FINE_HEADS:
             assert fine is None, "one fine block: the fine heads are fitted together"
@@ -333,5 +354,8 @@ def train(
     model = Model(
         version, FEATURES, heads, np.hstack(weight_blocks), np.concatenate(bias_blocks), fine
     )
+    started = time.perf_counter()
+    model = with_english_expert(model)
+    log(f"trained the English expert in {time.perf_counter() - started:.1f}s")
     save(model, {"seed": SEED, "data_sha256": corpora.data_hashes()}, directory)
     return model

@@ -14,9 +14,9 @@ from relais.nlp.enrich import enrich_with
 from relais.nlp.model import Model, shipped
 
 FLOORS = {
-    "tweeteval_sentiment_macro_recall": 63.01,
+    "tweeteval_sentiment_macro_recall": 64.74,
     "umsab_fr_macro_f1": 58.82,
-    "airline_accuracy": 81.31,
+    "airline_accuracy": 82.65,
     "langid_accuracy": 97.0,
     "intent_fr_macro_f1": 59.04,
     "intent_en_macro_f1": 42.79,
@@ -29,7 +29,7 @@ BARS = {
     "airline_accuracy": 82.0,
     "langid_accuracy": 97.0,
 }
-NOT_REACHED = {"tweeteval_sentiment_macro_recall", "umsab_fr_macro_f1", "airline_accuracy"}
+NOT_REACHED = {"umsab_fr_macro_f1"}
 MAX_ARTIFACT_BYTES = 30 * 1024 * 1024
 
 

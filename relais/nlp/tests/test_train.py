@@ -83,3 +83,13 @@ def test_a_model_with_a_fine_block_survives_saving(tmp_path: Path) -> None:
     # int16 storage: scores agree to a small fraction of the weights' range.
     assert np.allclose(loaded.score_texts(texts), model.score_texts(texts), atol=1e-3)
     assert model.score_texts(texts)[:, 2:].any()
+
+
+def test_the_rows_of_a_soft_label_become_one_post_with_its_distribution() -> None:
+    hard = train.examples([{"text": "fine"}, {"text": "fine"}], lambda r: "b", weight=2.0)
+    soft = train.soft_examples(["meh"], np.array([[0.25, 0.75]]), ("a", "b"), 3.0)
+    texts, targets, weights = train.posts_with_targets(hard + soft, ("a", "b"))
+    # Two identical consecutive hard rows count as one post of twice the weight.
+    assert texts == ["fine", "meh"]
+    assert np.allclose(targets, [[0.0, 1.0], [0.25, 0.75]])
+    assert np.allclose(weights, [4.0, 3.0])
