@@ -1,4 +1,5 @@
-"""The shipped linear heads: one weight matrix over the shared hashed features, loaded once."""
+"""The shipped heads: one weight matrix over the shared hashed features (plus a finer block and
+a non-linear expert for the English sentiment head), loaded once."""
 
 from __future__ import annotations
 
