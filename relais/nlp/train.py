@@ -206,10 +206,10 @@ def posts_with_targets(
     return texts, mass / totals[:, None], totals
 
 
-def with_english_expert(model: Model) -> Model:
-    """The English head's non-linear expert (relais.nlp.mlp) fitted on the same posts, and the
-    offsets of the product of the two tuned on TweetEval val."""
-    texts, targets, weights = posts_with_targets(english_sentiment_data(), SENTIMENTS)
+def with_english_expert(model: Model, data: Examples) -> Model:
+    """The English head's non-linear expert (relais.nlp.mlp) fitted on the linear head's
+    training ``data``, and the offsets of the product of the two tuned on TweetEval val."""
+    texts, targets, weights = posts_with_targets(data, SENTIMENTS)
     head = mlp.fit_mlp(matrix(texts, FEATURES), targets, weights, SEED)
     untuned = replace(model, expert=ExpertBlock("sentiment_en", head, np.zeros(3, np.float32)))
     val = corpora.tweeteval("val")
@@ -336,10 +336,13 @@ def train(
     for name, labels, load_data, alpha in HEADS:
         started = time.perf_counter()
         config = FINE_FEATURES if name in FINE_HEADS else FEATURES
+        data = load_data()
+        if name == "sentiment_en":
+            english = data  # the expert learns from the same posts: read them once
         if name in LOG_COUNT_RATIO_HEADS:
-            weights, bias = fit_log_count_ratio(load_data(), labels, alpha, config)
+            weights, bias = fit_log_count_ratio(data, labels, alpha, config)
         else:
-            weights, bias = fit(load_data(), labels, alpha, config)
+            weights, bias = fit(data, labels, alpha, config)
         if name == "sentiment_fr":
             weights, bias = with_french_lexicon(weights, bias)
         heads[name] = Head(name, labels, column)
@@ -355,7 +358,7 @@ def train(
         version, FEATURES, heads, np.hstack(weight_blocks), np.concatenate(bias_blocks), fine
     )
     started = time.perf_counter()
-    model = with_english_expert(model)
+    model = with_english_expert(model, english)
     log(f"trained the English expert in {time.perf_counter() - started:.1f}s")
     save(model, {"seed": SEED, "data_sha256": corpora.data_hashes()}, directory)
     return model
