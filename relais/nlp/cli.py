@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import platform
 import sys
 
 from relais.nlp import MODEL_VERSION
@@ -24,9 +26,21 @@ BARS = {
     "posts_per_second_one_core": 10_000.0,
 }
 ENRICH_BATCH = 1000
+# OpenBLAS picks its matrix kernels for the CPU when numpy loads, and the English expert's
+# training (relais.nlp.mlp) amplifies their last-bit differences: the same commit trained on an
+# AVX-512 machine and on an AVX2 one gave different experts. Training pins the AVX2 kernels,
+# which every x86-64 CPU of the last ten years runs, so that artifacts are byte-identical.
+TRAINING_BLAS_CORE = {"OPENBLAS_CORETYPE": "Haswell"}
 
 
 def run_train(_: argparse.Namespace) -> int:
+    if (
+        platform.machine() in {"x86_64", "AMD64"}
+        and not TRAINING_BLAS_CORE.items() <= os.environ.items()
+    ):
+        # numpy is loaded already: only a new process takes the pinned kernels.
+        command = [sys.executable, "-m", "relais.nlp.cli", "train"]
+        os.execve(sys.executable, command, {**os.environ, **TRAINING_BLAS_CORE})  # noqa: S606
     from relais.nlp import train
 
     train.train(MODEL_VERSION, log=lambda line: print(line, file=sys.stderr))
