@@ -38,6 +38,9 @@ BIGRAM_SALT = np.uint64(0xA0761D6478BD642F)
 FIRST_WORD_SALT = np.uint64(0xE7037ED1A0B428DB)
 
 
+Tokens = tuple[np.ndarray, np.ndarray]  # (post of each token, its hash or bucket)
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
     bits: int = 20
@@ -59,16 +62,25 @@ def normalise_batch(texts: list[str]) -> str:
 
 
 @lru_cache(maxsize=1)
-def _word_char_table() -> np.ndarray:
-    """Boolean table over all code points: letters, digits and the marks that glue words."""
+def _plain_word_char_table() -> np.ndarray:
+    """Boolean table over all code points: letters, digits and marks, the characters of a
+    dictionary word ("l'avion" is "l" and "avion", "#génial" is "génial")."""
     table = np.zeros(0x110000, dtype=bool)
     for start, end in ((0x30, 0x3A), (0x41, 0x5B), (0x61, 0x7B), (0xC0, 0x250), (0x370, 0x1000)):
         table[start:end] = True
     for code in range(0x370, 0x1000):
         category = unicodedata.category(chr(code))
         table[code] = category[0] in "LMN"
-    table[[ord("_"), ord("'"), ord("\u2019"), ord("#"), ord("@")]] = True
     table[0xD7] = table[0xF7] = False
+    return table
+
+
+@lru_cache(maxsize=1)
+def _word_char_table() -> np.ndarray:
+    """The plain word characters plus those that glue a word for the hashed features: "j'adore",
+    "#fail" and "@user" are one feature each."""
+    table = _plain_word_char_table().copy()
+    table[[ord("_"), ord("'"), ord("\u2019"), ord("#"), ord("@")]] = True
     return table
 
 
@@ -130,9 +142,7 @@ class _PrefixHash:
         return (self.prefix[end] - self.prefix[start]) * self.up[start]
 
 
-def _char_ngrams(
-    hasher: _PrefixHash, boundaries: np.ndarray, bits: int
-) -> tuple[np.ndarray, np.ndarray]:
+def _char_ngrams(hasher: _PrefixHash, boundaries: np.ndarray, bits: int) -> Tokens:
     """(post, bucket) of every character n-gram, ordered by post."""
     total = len(boundaries) - 1
     start = np.arange(total)
@@ -147,24 +157,28 @@ def _char_ngrams(
     return rows[keep.ravel()], columns.ravel()[keep.ravel()]
 
 
-def _word_ngrams(
-    codes: np.ndarray, hasher: _PrefixHash, boundaries: np.ndarray, bits: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(post, bucket) of every word, word pair and first word, ordered by post."""
-    edges = np.diff(_word_char_table()[codes].astype(np.int8), prepend=0, append=0)
+def _words(
+    codes: np.ndarray, hasher: _PrefixHash, boundaries: np.ndarray, table: np.ndarray
+) -> Tokens:
+    """(post, hash) of every word token (a run of the ``table``'s characters), ordered by post."""
+    edges = np.diff(table[codes].astype(np.int8), prepend=0, append=0)
     start = np.flatnonzero(edges == 1)
     end = np.flatnonzero(edges == -1)
-    words = hasher.span(start, end)
-    rows = boundaries[start]
-    next_words = np.zeros_like(words)
-    next_words[:-1] = words[1:]
-    has_next = np.zeros(len(words), dtype=bool)
+    return boundaries[start], hasher.span(start, end)
+
+
+def _word_ngrams(words: Tokens, bits: int) -> Tokens:
+    """(post, bucket) of every word, word pair and first word, ordered by post."""
+    rows, hashes = words
+    next_words = np.zeros_like(hashes)
+    next_words[:-1] = hashes[1:]
+    has_next = np.zeros(len(hashes), dtype=bool)
     has_next[:-1] = rows[1:] == rows[:-1]
-    unigrams = _bucket(words, WORD_SALT, bits)
-    bigrams = _bucket(words * BIGRAM_SALT + next_words, BIGRAM_SALT, bits)
-    is_first = np.ones(len(words), dtype=bool)
+    unigrams = _bucket(hashes, WORD_SALT, bits)
+    bigrams = _bucket(hashes * BIGRAM_SALT + next_words, BIGRAM_SALT, bits)
+    is_first = np.ones(len(hashes), dtype=bool)
     is_first[1:] = rows[1:] != rows[:-1]
-    first_words = _bucket(words, FIRST_WORD_SALT, bits)
+    first_words = _bucket(hashes, FIRST_WORD_SALT, bits)
     keep = np.stack([np.ones_like(has_next), has_next, is_first], axis=1).ravel()
     buckets = np.stack([unigrams, bigrams, first_words], axis=1).ravel()
     return np.repeat(rows, 3)[keep], buckets[keep]
@@ -179,13 +193,22 @@ def word_bucket(word: str, bits: int) -> int | None:
     inner = codes[1:-1]  # _encode pads the batch with one space at either end
     if len(inner) != len(word) or not _word_char_table()[inner].all():
         return None
-    _, buckets = _word_ngrams(codes, _PrefixHash(codes), boundaries, bits)
-    return int(buckets[0])  # the unigram comes first, then the first-word feature
+    _, hashes = _words(codes, _PrefixHash(codes), boundaries, _word_char_table())
+    return int(_bucket(hashes, WORD_SALT, bits)[0])
 
 
-def _merge_by_post(
-    first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray], posts: int
-) -> tuple[np.ndarray, np.ndarray]:
+def is_plain_word(word: str) -> bool:
+    """Whether ``word`` is one plain word (letters, digits, marks) left unchanged by
+    normalisation: exactly what one entry of ``featurise_with_unigrams`` can match."""
+    codes = np.frombuffer(word.encode("utf-32-le", "replace"), dtype=np.uint32)
+    return (
+        bool(word)
+        and normalise_batch([word]) == word
+        and bool(_plain_word_char_table()[codes].all())
+    )
+
+
+def _merge_by_post(first: Tokens, second: Tokens, posts: int) -> tuple[np.ndarray, np.ndarray]:
     """Interleave two post-ordered streams into one (a linear-time merge, no sort)."""
     first_counts = np.bincount(first[0], minlength=posts)
     second_counts = np.bincount(second[0], minlength=posts)
@@ -211,15 +234,44 @@ def featurise(texts: list[str], config: FeatureConfig = FeatureConfig()) -> sp.c
     if not texts:
         return sp.csr_matrix((0, 1 << config.bits), dtype=np.float32)
     codes, boundaries = _encode(texts)
+    return _hashed_features(codes, _PrefixHash(codes), boundaries, len(texts), config.bits)
+
+
+def featurise_with_unigrams(
+    texts: list[str], config: FeatureConfig = FeatureConfig()
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """``featurise``'s matrix and, from the same pass, the posts' plain word unigrams (posts x
+    2**bits, one entry of 1 per plain word, unscaled; "l'avion" is "l" and "avion" there):
+    what a per-word table (relais.nlp.wordvectors) averages over."""
+    shape = (len(texts), 1 << config.bits)
+    if not texts:
+        empty = sp.csr_matrix(shape, dtype=np.float32)
+        return empty, empty
+    codes, boundaries = _encode(texts)
     hasher = _PrefixHash(codes)
-    chars = _char_ngrams(hasher, boundaries, config.bits)
-    words = _word_ngrams(codes, hasher, boundaries, config.bits)
-    indptr, columns = _merge_by_post(chars, words, len(texts))
+    features = _hashed_features(codes, hasher, boundaries, len(texts), config.bits)
+    plain_words = _words(codes, hasher, boundaries, _plain_word_char_table())
+    return features, _unigram_matrix(plain_words, shape)
+
+
+def _hashed_features(
+    codes: np.ndarray, hasher: _PrefixHash, boundaries: np.ndarray, posts: int, bits: int
+) -> sp.csr_matrix:
+    chars = _char_ngrams(hasher, boundaries, bits)
+    words = _words(codes, hasher, boundaries, _word_char_table())
+    indptr, columns = _merge_by_post(chars, _word_ngrams(words, bits), posts)
     counts = np.diff(indptr)
     scale = (1.0 / np.sqrt(np.maximum(counts, 1))).astype(np.float32)
     values = np.repeat(scale, counts)
-    shape = (len(texts), 1 << config.bits)
-    return sp.csr_matrix((values, columns, indptr), shape=shape)
+    return sp.csr_matrix((values, columns, indptr), shape=(posts, 1 << bits))
+
+
+def _unigram_matrix(words: Tokens, shape: tuple[int, int]) -> sp.csr_matrix:
+    rows, hashes = words
+    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
+    buckets = _bucket(hashes, WORD_SALT, (shape[1] - 1).bit_length())
+    return sp.csr_matrix((np.ones(len(rows), dtype=np.float32), buckets, indptr), shape=shape)
 
 
 def coarsen(matrix: sp.csr_matrix, bits: int) -> sp.csr_matrix:
