@@ -59,7 +59,7 @@ def data_hashes() -> dict[str, str]:
         GOLD_DIR / f"{name}.jsonl" for name in GOLD_SETS if (GOLD_DIR / f"{name}.jsonl").exists()
     ]
     files += [LABELLED_DIR / f"{name}.jsonl" for name in LABELLED_SETS]
-    files += [TEACHER_EN, DATA_DIR / "lexicon_fr.tsv"]
+    files += [TEACHER_EN, DATA_DIR / "lexicon_fr.tsv", DATA_DIR / "vectors_fr.npz"]
     return {path.name: digest(path) for path in files}
 
 

@@ -1,5 +1,6 @@
 """The shipped heads: one weight matrix over the shared hashed features (plus a finer block and
-a non-linear expert for the English sentiment head), loaded once."""
+a non-linear expert for the English sentiment head, and per-word scores from word vectors for
+the French one), loaded once."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from relais.nlp.features import FeatureConfig, coarsen, featurise
+from relais.nlp.features import FeatureConfig, coarsen, featurise_with_unigrams
 from relais.nlp.mlp import MlpHead, log_softmax
+from relais.nlp.wordscores import WordScores
 
 ARTIFACT_DIR = Path(__file__).parent / "artifacts"
 WEIGHTS_FILE = "heads.npz"
@@ -53,6 +55,16 @@ class ExpertBlock:
 
 
 @dataclass(frozen=True)
+class WordScoreBlock:
+    """Log-probabilities of per-word scores (relais.nlp.wordvectors), times ``weight``, added
+    to one linear head's scores."""
+
+    head: str
+    word_scores: WordScores
+    weight: float
+
+
+@dataclass(frozen=True)
 class Model:
     """Every head's weights side by side, so one sparse product scores all heads at once (plus
     one small product for the heads of the optional finer block)."""
@@ -64,10 +76,12 @@ class Model:
     bias: np.ndarray  # (columns,) float32
     fine: FineBlock | None = None
     expert: ExpertBlock | None = None
+    words: WordScoreBlock | None = None
 
-    def scores(self, matrix: sp.csr_matrix) -> np.ndarray:
+    def scores(self, matrix: sp.csr_matrix, unigrams: sp.csr_matrix | None = None) -> np.ndarray:
         """Scores of a feature matrix hashed at the finest size the model uses (for the expert
-        block's head: log-probabilities)."""
+        block's head: log-probabilities); ``unigrams`` (the posts' word unigrams at the same
+        size) are needed by a model with a word-score block."""
         coarse = coarsen(matrix, self.features.bits)
         scores = np.asarray(coarse @ self.weights) + self.bias
         if self.fine is not None:
@@ -80,6 +94,12 @@ class Model:
             linear = np.log(_one_vs_rest_probabilities(scores[:, columns]))
             expert = self.expert.mlp.log_probabilities(coarse)
             scores[:, columns] = linear + expert + self.expert.offsets
+        if self.words is not None:
+            if unigrams is None:
+                raise ValueError("this model's word scores need the posts' unigrams")
+            columns = self.heads[self.words.head].columns
+            word_scores = self.words.word_scores.log_probabilities(unigrams)
+            scores[:, columns] += self.words.weight * word_scores
         return scores
 
     @property
@@ -87,7 +107,7 @@ class Model:
         return FeatureConfig(self.fine.bits) if self.fine is not None else self.features
 
     def score_texts(self, texts: list[str]) -> np.ndarray:
-        return self.scores(featurise(texts, self.finest))
+        return self.scores(*featurise_with_unigrams(texts, self.finest))
 
     def probabilities(self, scores: np.ndarray, head: str) -> np.ndarray:
         """One-vs-rest logistic outputs normalised to sum to one, as the trainer's; the
@@ -119,10 +139,10 @@ def save(model: Model, meta: dict[str, object], directory: Path = ARTIFACT_DIR) 
     directory.mkdir(parents=True, exist_ok=True)
     codes, scale = quantise(model.weights)
     arrays: dict[str, Any] = {"codes": codes, "scale": scale, "bias": model.bias}
-    fine: dict[str, int | str] = {}
+    extra: dict[str, int | str | float] = {}
     if model.fine is not None:
         arrays["fine_codes"], arrays["fine_scale"] = quantise(model.fine.weights)
-        fine = {"fine_bits": model.fine.bits, "fine_first_column": model.fine.first_column}
+        extra = {"fine_bits": model.fine.bits, "fine_first_column": model.fine.first_column}
     if model.expert is not None:
         mlp = model.expert.mlp
         arrays["expert_codes"], arrays["expert_scale"] = quantise(mlp.embedding)
@@ -131,14 +151,20 @@ def save(model: Model, meta: dict[str, object], directory: Path = ARTIFACT_DIR) 
             mlp.out_weights,
         )
         arrays["expert_out_bias"], arrays["expert_offsets"] = mlp.out_bias, model.expert.offsets
-        fine["expert_head"] = model.expert.head
+        extra["expert_head"] = model.expert.head
+    if model.words is not None:
+        word_scores = model.words.word_scores
+        arrays["words_buckets"], arrays["words_bias"] = word_scores.buckets, word_scores.bias
+        arrays["words_codes"], arrays["words_scale"] = quantise(word_scores.scores)
+        extra["words_head"], extra["words_weight"] = model.words.head, model.words.weight
+        extra["words_bits"] = word_scores.bits
     np.savez_compressed(directory / WEIGHTS_FILE, **arrays)
     heads = {
         name: {"labels": list(h.labels), "first_column": h.first_column}
         for name, h in model.heads.items()
     }
     document = {
-        "version": model.version, "bits": model.features.bits, "heads": heads, **fine, **meta,
+        "version": model.version, "bits": model.features.bits, "heads": heads, **extra, **meta,
     }  # fmt: skip
     (directory / META_FILE).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
 
@@ -165,11 +191,21 @@ def load(directory: Path = ARTIFACT_DIR) -> Model:
                 arrays["expert_out_bias"],
             )
             expert = ExpertBlock(meta["expert_head"], mlp, arrays["expert_offsets"])
+        words = None
+        if "words_head" in meta:
+            word_scores = WordScores(
+                meta["words_bits"],
+                arrays["words_buckets"],
+                arrays["words_codes"].astype(np.float32) * arrays["words_scale"],
+                arrays["words_bias"],
+            )
+            words = WordScoreBlock(meta["words_head"], word_scores, meta["words_weight"])
     heads = {
         name: Head(name, tuple(spec["labels"]), int(spec["first_column"]))
         for name, spec in meta["heads"].items()
     }
-    return Model(meta["version"], FeatureConfig(meta["bits"]), heads, weights, bias, fine, expert)
+    config = FeatureConfig(meta["bits"])
+    return Model(meta["version"], config, heads, weights, bias, fine, expert, words)
 
 
 @lru_cache(maxsize=1)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 
 from relais.nlp.enrich import _languages, _sentiments, enrich_with
@@ -56,3 +59,12 @@ def test_enrichment_fields_are_plain_python_values() -> None:
     (result,) = enrich_with(shipped(), ["@Freebox toujours en panne depuis hier !"])
     assert isinstance(result.sentiment_score, float)
     assert result.lang == "fr"
+
+
+def test_enrichment_never_imports_the_training_libraries() -> None:
+    """sklearn alone would add about 70 MB to every worker that enriches posts."""
+    probe = "import sys, relais.nlp.enrich; print('sklearn' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
