@@ -251,7 +251,7 @@ def featurise_with_unigrams(
     hasher = _PrefixHash(codes)
     features = _hashed_features(codes, hasher, boundaries, len(texts), config.bits)
     plain_words = _words(codes, hasher, boundaries, _plain_word_char_table())
-    return features, _unigram_matrix(plain_words, shape)
+    return features, _unigram_matrix(plain_words, len(texts), config.bits)
 
 
 def _hashed_features(
@@ -266,12 +266,13 @@ def _hashed_features(
     return sp.csr_matrix((values, columns, indptr), shape=(posts, 1 << bits))
 
 
-def _unigram_matrix(words: Tokens, shape: tuple[int, int]) -> sp.csr_matrix:
+def _unigram_matrix(words: Tokens, posts: int, bits: int) -> sp.csr_matrix:
     rows, hashes = words
-    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
-    buckets = _bucket(hashes, WORD_SALT, (shape[1] - 1).bit_length())
-    return sp.csr_matrix((np.ones(len(rows), dtype=np.float32), buckets, indptr), shape=shape)
+    indptr = np.zeros(posts + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=posts), out=indptr[1:])
+    values = np.ones(len(rows), dtype=np.float32)
+    buckets = _bucket(hashes, WORD_SALT, bits)
+    return sp.csr_matrix((values, buckets, indptr), shape=(posts, 1 << bits))
 
 
 def coarsen(matrix: sp.csr_matrix, bits: int) -> sp.csr_matrix:
